@@ -1,0 +1,91 @@
+"""Settings, read from ``VOICEBOT_*`` environment variables.
+
+Build them with ``Settings()`` where the process starts (the app factory, the CLI); nothing reads
+them at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "simulated-auth-token"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    # The embedded default is a SQLite file; production uses postgresql+asyncpg://…
+    database_url: str = "sqlite+aiosqlite:///./voicebot.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # The URL Twilio (or the simulated carrier) reaches this service at. Webhook signatures are
+    # checked against it, so behind a proxy it must be the public URL, not the local one.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    carrier: Literal["simulated", "twilio"] = "simulated"
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("simulated-auth-token")
+
+    # Simulated carrier: seconds of ringing before the call is answered (or not), and an optional
+    # JSON-lines file where it appends every dial it places (used by the concurrency tests).
+    simulated_ring_seconds: float = Field(default=0.2, ge=0)
+    simulated_talk_seconds: float = Field(default=0.3, ge=0)
+    simulated_dial_log: str | None = None
+
+    # Dialer
+    dialer_enabled: bool = True
+    dialer_id: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    dialer_batch_size: int = Field(default=200, ge=1, le=10_000)
+    dialer_lease_seconds: float = Field(default=120.0, gt=0)
+    dialer_poll_seconds: float = Field(default=1.0, gt=0)
+    # Calls per second across every dialer process sharing the database (Twilio's default is 1).
+    carrier_calls_per_second: float = Field(default=1.0, gt=0)
+
+    # Contacts import
+    import_max_rows: int = Field(default=100_000, ge=1)
+    import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
+            return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        if not (value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite://")):
+            raise ValueError(
+                "VOICEBOT_DATABASE_URL must be postgresql+asyncpg://… or sqlite+aiosqlite://…"
+            )
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("VOICEBOT_PUBLIC_BASE_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.carrier == "twilio" and (
+            self.twilio_auth_token.get_secret_value().lower() in _PLACEHOLDER_SECRETS
+        ):
+            raise ValueError("VOICEBOT_TWILIO_AUTH_TOKEN must be set to the real token in production")
+        if self.database_url.startswith("sqlite"):
+            raise ValueError("production runs on PostgreSQL: set VOICEBOT_DATABASE_URL")
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")

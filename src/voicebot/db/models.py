@@ -1,0 +1,272 @@
+"""The data model. Alembic migrations in ``migrations/`` must match it (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from voicebot.db.types import BigIntPK, JSONDoc, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _now_default() -> Any:
+    return text("CURRENT_TIMESTAMP")
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    dialog_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+
+    # Calling window in the borrower's local time, and the compliance caps.
+    window_start: Mapped[time] = mapped_column(Time, default=time(8, 0))
+    window_end: Mapped[time] = mapped_column(Time, default=time(21, 0))
+    window_weekdays: Mapped[list[int]] = mapped_column(JSONDoc, default=lambda: list(range(7)))
+    max_attempts_per_period: Mapped[int] = mapped_column(Integer, default=7)
+    attempt_period_days: Mapped[int] = mapped_column(Integer, default=7)
+    max_conversations_per_day: Mapped[int] = mapped_column(Integer, default=3)
+    quiet_period_hours: Mapped[int] = mapped_column(Integer, default=0)
+
+    # Retries: attempts per call-back chain, delay in seconds per disposition, number switching.
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    retry_delays: Mapped[dict[str, int]] = mapped_column(JSONDoc, default=dict)
+    switch_number_after: Mapped[int] = mapped_column(Integer, default=2)
+
+    concurrency_limit: Mapped[int] = mapped_column(Integer, default=10)
+    caller_numbers: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Contact(Base):
+    """One borrower's loan: who to call, where they live, and what the dialog may mention."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    loan_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    amount_due: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    days_past_due: Mapped[int | None] = mapped_column(Integer)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+    phones: Mapped[list[ContactPhone]] = relationship(
+        back_populates="contact", order_by="ContactPhone.position", cascade="all, delete-orphan"
+    )
+
+
+class ContactPhone(Base):
+    """A contact's numbers in dialing order: position 0 is the primary, the rest alternates."""
+
+    __tablename__ = "contact_phones"
+    __table_args__ = (UniqueConstraint("contact_id", "e164"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    e164: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+    contact: Mapped[Contact] = relationship(back_populates="phones")
+
+
+class CallBack(Base):
+    """A due call for one contact in one campaign: the dialer's work queue."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        # The claim query walks this index in order and stops at its LIMIT.
+        Index(
+            "ix_callbacks_claim",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_callbacks_lease",
+            "lease_expires_at",
+            postgresql_where=text("status = 'claimed'"),
+            sqlite_where=text("status = 'claimed'"),
+        ),
+        Index("ix_callbacks_campaign_id_status", "campaign_id", "status"),
+        Index("ix_callbacks_contact_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    phone_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_phones.id", ondelete="SET NULL")
+    )
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)  # which attempt this call-back makes
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str] = mapped_column(String(32), default="initial")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    deferred_reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+
+class Call(Base):
+    """One dial of one call-back, from the request to the carrier until the call ends."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_loan_key_created_at", "loan_key", "created_at"),
+        Index("ix_calls_contact_id_answered_at", "contact_id", "answered_at"),
+        Index("ix_calls_campaign_id_status", "campaign_id", "status"),
+        Index("ix_calls_callback_id", "callback_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    phone_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contact_phones.id", ondelete="SET NULL")
+    )
+    # The loan the attempt counts against (contacts.loan_id, or "contact:<id>" without one).
+    loan_key: Mapped[str] = mapped_column(String(140))
+    attempt: Mapped[int] = mapped_column(Integer)
+    to_number: Mapped[str] = mapped_column(String(20))
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    carrier_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="initiating")
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    disposition: Mapped[str | None] = mapped_column(String(32), index=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    conversed: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
+
+
+class CarrierEvent(Base):
+    """Every webhook the carrier sent, raw; ``dedupe_key`` makes a repeated event a no-op."""
+
+    __tablename__ = "carrier_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Outcome(Base):
+    """What a conversation established: a confirmation, a promise to pay, a complaint, …"""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (Index("ix_outcomes_type_created_at", "type", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calls.id", ondelete="SET NULL"), index=True
+    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DoNotCall(Base):
+    """The opt-out list: a number here is never dialed again, in any campaign."""
+
+    __tablename__ = "do_not_call"
+
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """Who did what: campaign state changes, imports, exports, key creation."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored; ``prefix`` finds the row without the secret."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PacingBucket(Base):
+    """A token bucket shared by every dialer process: the carrier's calls-per-second limit."""
+
+    __tablename__ = "pacing_buckets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

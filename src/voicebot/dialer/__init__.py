@@ -1,0 +1,1 @@
+"""The dialer: claims due call-backs, checks the compliance gate, paces, and dials."""

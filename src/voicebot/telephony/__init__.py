@@ -1,0 +1,1 @@
+"""Telephony: the Carrier port, the Twilio adapter, the simulated carrier, webhook signatures."""
