@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     # checked against it, so behind a proxy it must be the public URL, not the local one.
     public_base_url: str = "http://127.0.0.1:8000"
 
-    carrier: Literal["simulated", "twilio"] = "simulated"
+    # Only the simulated carrier ships so far; the Twilio adapter is the next milestone.
+    carrier: Literal["simulated"] = "simulated"
+    # Webhook signatures (X-Twilio-Signature) are computed with this token; the simulated carrier
+    # signs its callbacks with it exactly as Twilio does.
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr("simulated-auth-token")
 
@@ -78,9 +81,7 @@ class Settings(BaseSettings):
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment != "production":
             return self
-        if self.carrier == "twilio" and (
-            self.twilio_auth_token.get_secret_value().lower() in _PLACEHOLDER_SECRETS
-        ):
+        if self.twilio_auth_token.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("VOICEBOT_TWILIO_AUTH_TOKEN must be set to the real token in production")
         if self.database_url.startswith("sqlite"):
             raise ValueError("production runs on PostgreSQL: set VOICEBOT_DATABASE_URL")
