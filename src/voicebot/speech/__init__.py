@@ -1,0 +1,1 @@
+"""Speech: telephone audio codecs, eSpeak NG synthesis and Vosk recognition."""
