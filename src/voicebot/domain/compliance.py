@@ -175,9 +175,12 @@ def _earliest_allowed(
         return oldest_blocking + rules.attempt_period, "attempt_cap"
 
     local_day = moment.astimezone(tz).date()
-    today = [c for c in history.conversations if c <= moment and c.astimezone(tz).date() == local_day]
+    today = [
+        c for c in history.conversations if c <= moment and c.astimezone(tz).date() == local_day
+    ]
     if len(today) >= rules.max_conversations_per_day:
-        return _instant(local_day + timedelta(days=1), time(0), tz, late=True), "daily_conversation_cap"
+        tomorrow = _instant(local_day + timedelta(days=1), time(0), tz, late=True)
+        return tomorrow, "daily_conversation_cap"
 
     if rules.quiet_period > timedelta(0):
         past = [c for c in history.conversations if c <= moment]

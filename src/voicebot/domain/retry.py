@@ -12,6 +12,7 @@ from voicebot.domain.types import CallBackReason, Disposition, PhoneStatus
 DEFAULT_RETRY_DELAYS: Mapping[Disposition, timedelta] = MappingProxyType(
     {
         Disposition.NO_ANSWER: timedelta(hours=2),
+        Disposition.HUNG_UP: timedelta(hours=2),
         Disposition.BUSY: timedelta(minutes=30),
         Disposition.FAILED: timedelta(hours=4),
         Disposition.VOICEMAIL: timedelta(hours=4),
@@ -27,15 +28,20 @@ class RetryRules:
     delays: Mapping[Disposition, timedelta] = field(default_factory=lambda: DEFAULT_RETRY_DELAYS)
     # Failed attempts in a row on one number before the next number of the contact is tried.
     switch_number_after: int = 2
+    # A human-answered call shorter than this (CallDuration) is HUNG_UP, not a conversation.
+    min_conversation_seconds: int = 5
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.switch_number_after < 1:
             raise ValueError("max_attempts and switch_number_after must be at least 1")
+        if self.min_conversation_seconds < 0:
+            raise ValueError("min_conversation_seconds must not be negative")
         if any(delay < timedelta(0) for delay in self.delays.values()):
             raise ValueError("retry delays must not be negative")
 
     def delay_for(self, disposition: Disposition) -> timedelta:
-        return self.delays.get(disposition, DEFAULT_RETRY_DELAYS.get(disposition, timedelta(hours=1)))
+        default = DEFAULT_RETRY_DELAYS.get(disposition, timedelta(hours=1))
+        return self.delays.get(disposition, default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +107,57 @@ def choose_phone(phones: Sequence[PhoneState], rules: RetryRules) -> int | None:
 
 def counts_as_failure(disposition: Disposition) -> bool:
     """Whether a disposition says the number did not reach the borrower."""
-    return disposition in {
-        Disposition.NO_ANSWER,
-        Disposition.BUSY,
-        Disposition.FAILED,
-        Disposition.INVALID_NUMBER,
-    }
+    return disposition in _FAILURES
 
 
-def disposition_for(call_status: str, answered_by: str | None) -> Disposition:
-    """Map a final Twilio CallStatus (plus AnsweredBy) to the dialer's disposition."""
+_FAILURES = frozenset(
+    {Disposition.NO_ANSWER, Disposition.BUSY, Disposition.FAILED, Disposition.INVALID_NUMBER}
+)
+# A person picked up: the number works, whatever the conversation was.
+_REACHES = frozenset({Disposition.ANSWERED, Disposition.HUNG_UP})
+
+
+def phone_after_call(phone: PhoneState, disposition: Disposition) -> PhoneState:
+    """The number's state once a call to it ended: failures count up, a person answering resets
+    them, a carrier-confirmed invalid number is never dialed again. Voicemail and cancellations
+    say nothing about the number and leave it as it was. An opted-out number stays opted out."""
+    if disposition is Disposition.INVALID_NUMBER:
+        # An opt-out is the stronger fact (and the one the borrower may want to see honoured).
+        status = phone.status if phone.status is PhoneStatus.OPTED_OUT else PhoneStatus.INVALID
+        return PhoneState(status, phone.consecutive_failures + 1)
+    if disposition in _FAILURES:
+        return PhoneState(phone.status, phone.consecutive_failures + 1)
+    if disposition in _REACHES:
+        return PhoneState(phone.status, 0)
+    return phone
+
+
+# Twilio error codes meaning the number itself is unusable (the REST API's 21211 "Invalid 'To'
+# Phone Number", 21214 "'To' phone number cannot be reached", 21217 "Phone number does not appear
+# to be valid", 21401 "Invalid Phone Number", and the <Dial> errors 13223/13224).
+INVALID_NUMBER_ERRORS = frozenset({"21211", "21214", "21217", "21401", "13223", "13224"})
+
+
+def disposition_for(
+    call_status: str,
+    answered_by: str | None,
+    duration_seconds: int | None = None,
+    *,
+    min_conversation_seconds: int = 5,
+    error_code: str | None = None,
+) -> Disposition:
+    """Map a final Twilio CallStatus (plus AnsweredBy, CallDuration, ErrorCode) to a disposition.
+
+    A completed call without an AnsweredBy is taken as a person (no answering-machine detection);
+    without a CallDuration it is taken as a conversation, since nothing says it was short.
+    """
+    if error_code is not None and error_code in INVALID_NUMBER_ERRORS:
+        return Disposition.INVALID_NUMBER
     if call_status == "completed":
         if answered_by and (answered_by.startswith("machine") or answered_by == "fax"):
             return Disposition.VOICEMAIL
+        if duration_seconds is not None and duration_seconds < min_conversation_seconds:
+            return Disposition.HUNG_UP
         return Disposition.ANSWERED
     return {
         "busy": Disposition.BUSY,

@@ -29,7 +29,7 @@ class CallBackReason(StrEnum):
 
 
 class CallStatus(StrEnum):
-    """Twilio's CallStatus values, plus ``initiating`` before the carrier has answered the request."""
+    """Twilio's CallStatus values, plus ``initiating`` until the carrier accepts the request."""
 
     INITIATING = "initiating"
     QUEUED = "queued"
@@ -71,6 +71,8 @@ class Disposition(StrEnum):
     """How a call ended, as the dialer sees it: this decides what happens next."""
 
     ANSWERED = "answered"  # a person answered and a conversation took place
+    # A person answered but hung up within the minimum conversation length: retried like NO_ANSWER.
+    HUNG_UP = "hung_up"
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     FAILED = "failed"

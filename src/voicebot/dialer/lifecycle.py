@@ -1,0 +1,386 @@
+"""A call's life after the dial: carrier status events, its disposition, and what follows it.
+
+Every change to a dialed call goes through here (carrier webhooks, a carrier refusing the dial, a
+call a dead dialer left behind), always under a lock on the call's row, so a call ends exactly once
+however often and in whatever order its events arrive. Ending a call decides the next step with
+the retry policy: a new call-back (attempt + 1, on the number ``choose_phone`` picks), or nothing.
+
+Borrower-requested times come from the conversation through :func:`schedule_callback`; a call
+whose contact already has an open call-back in the campaign (for example the one the borrower
+asked for) gets no retry on top of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPhone, DoNotCall
+from voicebot.dialer.rules import rules_for
+from voicebot.domain.campaigns import FINISHED
+from voicebot.domain.compliance import ComplianceRules
+from voicebot.domain.retry import (
+    PhoneState,
+    Retry,
+    RetryRules,
+    after_call,
+    choose_phone,
+    disposition_for,
+    phone_after_call,
+)
+from voicebot.domain.types import (
+    CallBackStatus,
+    CallStatus,
+    CampaignStatus,
+    Disposition,
+    PhoneStatus,
+)
+
+log = logging.getLogger(__name__)
+
+LIVE_CALL_STATUSES = tuple(s.value for s in CallStatus if not s.is_final)
+OPEN_CALLBACK_STATUSES = (
+    CallBackStatus.PENDING.value,
+    CallBackStatus.CLAIMED.value,
+    CallBackStatus.DIALED.value,
+)
+# Dispositions where someone or something picked up, so the call has an answer time.
+_PICKED_UP = frozenset({Disposition.ANSWERED, Disposition.HUNG_UP, Disposition.VOICEMAIL})
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One status callback from the carrier, parsed; ``payload`` is the raw form, kept verbatim."""
+
+    call_sid: str
+    call_status: str
+    call_id: int | None = None
+    answered_by: str | None = None
+    duration_seconds: int | None = None
+    sequence_number: int | None = None
+    payload: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> str:
+        """Twilio repeats a callback with the same CallSid, CallStatus and SequenceNumber."""
+        sequence = "" if self.sequence_number is None else str(self.sequence_number)
+        return f"status:{self.call_sid}:{self.call_status}:{sequence}"
+
+
+async def record_status_event(session: AsyncSession, event: StatusEvent, *, now: datetime) -> bool:
+    """Store the event and move the call forward; commits. False when it is a duplicate.
+
+    An event for a call this database does not know is stored and otherwise ignored.
+    """
+    call = await _lock_call(session, call_id=event.call_id, call_sid=event.call_sid, now=now)
+    stored = await _store_event(session, event, call_id=None if call is None else call.id, now=now)
+    if not stored:
+        await session.rollback()
+        return False
+    if call is None:
+        log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
+    else:
+        await _apply(session, call, event, now=now)
+    await session.commit()
+    return True
+
+
+async def fail_call(
+    session: AsyncSession,
+    call_id: int,
+    *,
+    error_code: str | None,
+    error_message: str | None,
+    now: datetime,
+) -> bool:
+    """End a call as failed without a carrier event (the carrier refused it, or its dialer died
+    before dialing); commits. False when the call had already ended."""
+    call = await _lock_call(session, call_id=call_id, call_sid=None, now=now)
+    if call is None or CallStatus(call.status).is_final:
+        await session.rollback()
+        return False
+    call.status = CallStatus.FAILED.value
+    call.error_code = None if error_code is None else error_code[:16]
+    call.error_message = error_message
+    await _finish(session, call, error_code=error_code, now=now)
+    await session.commit()
+    return True
+
+
+async def schedule_callback(
+    session: AsyncSession, *, call_id: int, at: datetime, now: datetime
+) -> int | None:
+    """Honour a time the borrower asked to be called back at, during or after ``call_id``.
+
+    The contact's open call-back in the campaign is moved to that time, or a new one is made
+    (reason borrower_request, attempt 1: a fresh chain with the campaign's full retries). The
+    compliance gate still applies when it comes due. Returns the call-back's id, or None when
+    the campaign has finished or no number may be dialed; LookupError for an unknown call. The
+    caller commits.
+    """
+    call = await _lock_call(session, call_id=call_id, call_sid=None, now=now)
+    if call is None:
+        raise LookupError(f"no call {call_id}")
+    campaign = await session.get(Campaign, call.campaign_id)
+    if campaign is None or CampaignStatus(campaign.status) in FINISHED:
+        return None
+    _, retry = _rules(campaign)
+    step = after_call(
+        Disposition.ANSWERED, attempts_made=call.attempt, rules=retry, now=now, requested_at=at
+    )
+    assert isinstance(step, Retry)
+    phone_id = await _choose_phone(session, call.contact_id, retry, prefer=call.phone_id)
+    if phone_id is None:
+        return None
+    open_callback = await _open_callback(session, call, pending_only=True)
+    if open_callback is not None:
+        open_callback.due_at = step.at
+        open_callback.reason = step.reason.value
+        open_callback.attempt = 1
+        open_callback.phone_id = phone_id
+        open_callback.deferred_reason = None
+        open_callback.updated_at = now
+        await session.flush()
+        return open_callback.id
+    callback = CallBack(
+        campaign_id=call.campaign_id,
+        contact_id=call.contact_id,
+        phone_id=phone_id,
+        due_at=step.at,
+        attempt=1,
+        status=CallBackStatus.PENDING.value,
+        reason=step.reason.value,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(callback)
+    await session.flush()
+    return callback.id
+
+
+async def _lock_call(
+    session: AsyncSession, *, call_id: int | None, call_sid: str | None, now: datetime
+) -> Call | None:
+    """Fetch the call with its row locked until commit.
+
+    A write, not SELECT … FOR UPDATE: it locks the row on PostgreSQL and takes SQLite's write lock
+    before anything is read, so what follows reads the latest committed state on both.
+    """
+    call: Call | None = None
+    if call_id is not None:
+        call = await _touch(session, Call.id == call_id, now)
+        if call is not None and call_sid and call.carrier_sid not in (None, call_sid):
+            log.warning("call %s: the event's CallSid is another call's; matching by sid", call_id)
+            call = None
+    if call is None and call_sid:
+        call = await _touch(session, Call.carrier_sid == call_sid, now)
+    return call
+
+
+async def _touch(session: AsyncSession, condition: Any, now: datetime) -> Call | None:
+    statement = (
+        update(Call)
+        .where(condition)
+        .values(updated_at=now)
+        .returning(Call)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    result = await session.scalars(statement)
+    return result.one_or_none()
+
+
+async def _store_event(
+    session: AsyncSession, event: StatusEvent, *, call_id: int | None, now: datetime
+) -> bool:
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    statement = (
+        insert(CarrierEvent)
+        .values(
+            dedupe_key=event.dedupe_key[:200],
+            call_sid=event.call_sid[:64],
+            kind="status",
+            call_id=call_id,
+            payload=dict(event.payload),
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[CarrierEvent.dedupe_key])
+        .returning(CarrierEvent.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def _apply(session: AsyncSession, call: Call, event: StatusEvent, *, now: datetime) -> None:
+    if call.carrier_sid is None:
+        call.carrier_sid = event.call_sid
+    current = CallStatus(call.status)
+    if current.is_final:
+        return  # the end was applied once; later events are kept as history only
+    try:
+        status = CallStatus(event.call_status)
+    except ValueError:
+        log.warning("call %s: unknown CallStatus %r ignored", call.id, event.call_status)
+        return
+    if event.answered_by:
+        call.answered_by = event.answered_by[:32]
+    if event.duration_seconds is not None:
+        call.duration_seconds = event.duration_seconds
+    if status.rank <= current.rank:
+        return  # late or repeated: a call never moves back
+    call.status = status.value
+    if status is CallStatus.IN_PROGRESS and call.answered_at is None:
+        call.answered_at = now
+    if status.is_final:
+        error_code = event.payload.get("ErrorCode") or None
+        if error_code:
+            call.error_code = error_code[:16]
+            call.error_message = event.payload.get("ErrorMessage")
+        await _finish(session, call, error_code=error_code, now=now)
+
+
+async def _finish(
+    session: AsyncSession, call: Call, *, error_code: str | None, now: datetime
+) -> None:
+    """The call has just reached its final status: disposition, counters, and the next step."""
+    campaign = await session.get(Campaign, call.campaign_id, populate_existing=True)
+    assert campaign is not None  # calls cascade with their campaign
+    _, retry = _rules(campaign)
+    disposition = disposition_for(
+        call.status,
+        call.answered_by,
+        call.duration_seconds,
+        min_conversation_seconds=retry.min_conversation_seconds,
+        error_code=error_code,
+    )
+    call.disposition = disposition.value
+    call.ended_at = now
+    call.conversed = disposition is Disposition.ANSWERED
+    if disposition in _PICKED_UP and call.answered_at is None:
+        call.answered_at = now - timedelta(seconds=call.duration_seconds or 0)
+    await session.execute(
+        update(CallBack)
+        .where(
+            CallBack.id == call.callback_id,
+            CallBack.status.in_([CallBackStatus.DIALED.value, CallBackStatus.CLAIMED.value]),
+        )
+        .values(status=CallBackStatus.DONE.value, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if call.phone_id is not None:
+        phone = await session.get(ContactPhone, call.phone_id)
+        if phone is not None:
+            after = phone_after_call(
+                PhoneState(PhoneStatus(phone.status), phone.consecutive_failures), disposition
+            )
+            phone.status = after.status.value
+            phone.consecutive_failures = after.consecutive_failures
+    log.info("call %s ended: %s", call.id, disposition.value)
+
+    await _schedule_retry(session, call, campaign, retry, disposition, now=now)
+    # Last, so the campaign's row (every call of the campaign ends here) is locked only briefly.
+    await session.execute(
+        update(Campaign)
+        .where(Campaign.id == call.campaign_id)
+        .values(live_calls=case((Campaign.live_calls > 0, Campaign.live_calls - 1), else_=0))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _schedule_retry(
+    session: AsyncSession,
+    call: Call,
+    campaign: Campaign,
+    retry: RetryRules,
+    disposition: Disposition,
+    *,
+    now: datetime,
+) -> None:
+    """A new call-back when the retry policy says so and nothing else is already open."""
+    step = after_call(disposition, attempts_made=call.attempt, rules=retry, now=now)
+    if not isinstance(step, Retry) or CampaignStatus(campaign.status) in FINISHED:
+        return
+    if await _open_callback(session, call, pending_only=False) is not None:
+        return  # e.g. the borrower asked for a time during this call
+    phone_id = await _choose_phone(session, call.contact_id, retry, prefer=None)
+    if phone_id is None:
+        log.info("call %s: no dialable number left for contact %s", call.id, call.contact_id)
+        return
+    session.add(
+        CallBack(
+            campaign_id=call.campaign_id,
+            contact_id=call.contact_id,
+            phone_id=phone_id,
+            due_at=step.at,
+            attempt=call.attempt + 1,
+            status=CallBackStatus.PENDING.value,
+            reason=step.reason.value,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def _open_callback(
+    session: AsyncSession, call: Call, *, pending_only: bool
+) -> CallBack | None:
+    """The contact's unfinished call-back in the call's campaign, other than the call's own."""
+    statuses = [CallBackStatus.PENDING.value] if pending_only else list(OPEN_CALLBACK_STATUSES)
+    result = await session.scalars(
+        select(CallBack)
+        .where(
+            CallBack.contact_id == call.contact_id,
+            CallBack.campaign_id == call.campaign_id,
+            CallBack.id != call.callback_id,
+            CallBack.status.in_(statuses),
+        )
+        .order_by(CallBack.due_at)
+        .limit(1)
+    )
+    return result.first()
+
+
+async def _choose_phone(
+    session: AsyncSession, contact_id: int, retry: RetryRules, *, prefer: int | None
+) -> int | None:
+    """The number to dial next (``prefer`` when it is still dialable); numbers on the
+    do-not-call list count as opted out even before their row says so."""
+    rows = (
+        await session.execute(
+            select(ContactPhone, DoNotCall.e164)
+            .outerjoin(DoNotCall, DoNotCall.e164 == ContactPhone.e164)
+            .where(ContactPhone.contact_id == contact_id)
+            .order_by(ContactPhone.position)
+        )
+    ).all()
+    phones = [phone for phone, _ in rows]
+    states = [
+        PhoneState(
+            PhoneStatus.OPTED_OUT if listed is not None else PhoneStatus(phone.status),
+            phone.consecutive_failures,
+        )
+        for phone, listed in rows
+    ]
+    for phone, state in zip(phones, states, strict=True):
+        if phone.id == prefer and state.status is PhoneStatus.VALID:
+            return phone.id
+    index = choose_phone(states, retry)
+    return None if index is None else phones[index].id
+
+
+def _rules(campaign: Campaign) -> tuple[ComplianceRules, RetryRules]:
+    try:
+        return rules_for(campaign)
+    except ValueError:
+        # Stored settings the API would refuse must not strand a call: fall back to defaults.
+        log.exception("campaign %s has invalid rules; using the defaults", campaign.id)
+        return ComplianceRules(), RetryRules()
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
