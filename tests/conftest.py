@@ -49,9 +49,9 @@ def pg_template() -> Iterator[str]:
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
-        await _create_schema(_with_database(POSTGRES_URL, name).replace(
-            "postgresql://", "postgresql+asyncpg://"
-        ))
+        await _create_schema(
+            _with_database(POSTGRES_URL, name).replace("postgresql://", "postgresql+asyncpg://")
+        )
 
     asyncio.run(setup())
     yield name

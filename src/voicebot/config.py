@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "simulated-auth-token"}
+
+
+def _default_dialogs_dir() -> str:
+    """``dialogs/`` of the source checkout this package runs from, else of the working directory."""
+    checkout = Path(__file__).resolve().parents[2] / "dialogs"
+    return str(checkout if checkout.is_dir() else Path("dialogs"))
 
 
 class Settings(BaseSettings):
@@ -42,7 +49,21 @@ class Settings(BaseSettings):
     # JSON-lines file where it appends every dial it places (used by the concurrency tests).
     simulated_ring_seconds: float = Field(default=0.2, ge=0)
     simulated_talk_seconds: float = Field(default=0.3, ge=0)
+    # A test log the operator opts into: one JSON line per dial (sid, call id, call-back id and
+    # the full E.164 number, so tests can tell every dial apart). It holds phone numbers: never
+    # set it in production.
     simulated_dial_log: str | None = None
+    # Simulated carrier: answered calls fetch the answer URL and talk over the media stream (a
+    # scripted borrower speaking eSpeak NG audio), instead of just waiting ``talk_seconds``.
+    simulated_voice: bool = False
+
+    # Conversations (voicebot.calls): where dialog files live (``<dialog_id>.yaml``), how long the
+    # token binding a media stream to its call is valid, and endpointing: the silence that ends
+    # an utterance and the audio kept from before speech started (the recogniser hears it too).
+    dialogs_dir: str = Field(default_factory=lambda: _default_dialogs_dir())
+    media_stream_token_seconds: float = Field(default=30.0, gt=0, le=3600)
+    media_end_of_speech_ms: int = Field(default=200, ge=60, le=3000)
+    media_preroll_ms: int = Field(default=100, ge=0, le=1000)
 
     # Dialer
     dialer_enabled: bool = True
@@ -64,7 +85,9 @@ class Settings(BaseSettings):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         if value.startswith("sqlite://") and not value.startswith("sqlite+aiosqlite://"):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
-        if not (value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite://")):
+        if not (
+            value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite://")
+        ):
             raise ValueError(
                 "VOICEBOT_DATABASE_URL must be postgresql+asyncpg://… or sqlite+aiosqlite://…"
             )
@@ -82,7 +105,9 @@ class Settings(BaseSettings):
         if self.environment != "production":
             return self
         if self.twilio_auth_token.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
-            raise ValueError("VOICEBOT_TWILIO_AUTH_TOKEN must be set to the real token in production")
+            raise ValueError(
+                "VOICEBOT_TWILIO_AUTH_TOKEN must be set to the real token in production"
+            )
         if self.database_url.startswith("sqlite"):
             raise ValueError("production runs on PostgreSQL: set VOICEBOT_DATABASE_URL")
         return self

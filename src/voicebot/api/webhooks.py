@@ -1,3 +1,171 @@
-from fastapi import APIRouter
+"""Twilio webhooks: call status callbacks, signed with X-Twilio-Signature.
 
-router = APIRouter()
+Twilio retries a callback it could not deliver and sends some events twice or out of order, so
+every accepted event answers 200 — a repeat, or one for a call this service does not know, is
+stored and acknowledged rather than refused — while a request that is not Twilio's (403) or not a
+status callback (400) is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+
+from voicebot.api.deps import SessionDep, SettingsDep
+from voicebot.config import Settings
+from voicebot.dialer.lifecycle import StatusEvent, record_status_event
+from voicebot.domain.types import CallStatus
+from voicebot.telephony.signatures import SIGNATURE_HEADER, FormParams, TwilioSignature, public_url
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+# An empty TwiML document: Twilio ignores the body of a status callback's answer, but accepts this.
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+# Twilio's status callbacks are well under 2 KB; the cap leaves room for future fields.
+MAX_FORM_BYTES = 64 * 1024
+_MAX_BIGINT = 2**63 - 1
+_CALL_STATUSES = frozenset(s.value for s in CallStatus) - {CallStatus.INITIATING.value}
+
+
+@router.post(
+    "/status",
+    summary="Twilio call status callback",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/xml": {}}, "description": "Accepted (also for a repeat)"},
+        400: {"description": "A required field is missing or malformed"},
+        403: {"description": "X-Twilio-Signature missing or wrong"},
+        413: {"description": "The body is larger than a status callback can be"},
+        415: {"description": "The body is not application/x-www-form-urlencoded"},
+    },
+)
+async def twilio_status(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    pairs = await read_form(request)
+    check_signature(request, FormParams(pairs), settings)
+
+    fields = dict(pairs)  # a repeated field keeps its last value, as Starlette's forms do
+    event = parse_status_event(fields, request.query_params.get("call_id"))
+    stored = await record_status_event(session, event, now=datetime.now(UTC))
+    log.info(
+        "status %s for %s (call %s)%s",
+        event.call_status,
+        event.call_sid,
+        event.call_id,
+        "" if stored else " (repeat, ignored)",
+    )
+    return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+async def read_form(request: Request) -> list[tuple[str, str]]:
+    """The urlencoded body as Twilio sent it, read with a size cap: the signature cannot be
+    checked before the body is read, so an unsigned sender must not make us buffer much."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail={
+                "error": "unsupported_media_type",
+                "message": "status callbacks are application/x-www-form-urlencoded",
+            },
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                detail={
+                    "error": "too_large",
+                    "message": f"a status callback is at most {MAX_FORM_BYTES} bytes",
+                },
+            )
+    try:
+        text = body.decode("utf-8")
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise _bad_field("body", "is not a UTF-8 urlencoded form") from None
+
+
+def check_signature(request: Request, params: FormParams, settings: Settings) -> None:
+    """Refuse (403) a request not signed by Twilio for the public URL it was sent to."""
+    url = public_url(
+        settings.public_base_url,
+        _app_path(request),
+        request.scope.get("query_string", b"").decode("latin-1"),
+    )
+    signature = request.headers.get(SIGNATURE_HEADER)
+    verifier = TwilioSignature(settings.twilio_auth_token.get_secret_value())
+    if verifier.verify(url, params, signature):
+        return
+    problem = "missing" if not signature else "invalid"
+    client = request.client.host if request.client else "unknown"
+    # The URL is ours and holds no secret; the signature and token are never logged.
+    log.warning("refused webhook from %s: %s %s for %s", client, problem, SIGNATURE_HEADER, url)
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail={
+            "error": "invalid_signature",
+            "message": f"{SIGNATURE_HEADER} is {problem}: the request is not signed by the "
+            f"carrier for {url}",
+        },
+    )
+
+
+def parse_status_event(fields: Mapping[str, str], call_id: str | None) -> StatusEvent:
+    """Read a status callback's form; 400 naming the field when one is missing or malformed."""
+    call_sid = fields.get("CallSid", "").strip()
+    if not call_sid:
+        raise _bad_field("CallSid", "is required")
+    if len(call_sid) > 64:
+        raise _bad_field("CallSid", "is longer than 64 characters")
+    call_status = fields.get("CallStatus", "").strip()
+    if not call_status:
+        raise _bad_field("CallStatus", "is required")
+    if call_status not in _CALL_STATUSES:
+        raise _bad_field("CallStatus", f"{call_status!r} is not a Twilio call status")
+    return StatusEvent(
+        call_sid=call_sid,
+        call_status=call_status,
+        call_id=_optional_int("call_id", call_id),
+        answered_by=fields.get("AnsweredBy") or None,
+        duration_seconds=_optional_int("CallDuration", fields.get("CallDuration")),
+        sequence_number=_optional_int("SequenceNumber", fields.get("SequenceNumber")),
+        payload=dict(fields),
+    )
+
+
+def _optional_int(name: str, raw: str | None) -> int | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise _bad_field(name, f"{raw!r} is not a whole number") from None
+    if not 0 <= value <= _MAX_BIGINT:
+        raise _bad_field(name, "is out of range")
+    return value
+
+
+def _bad_field(name: str, reason: str) -> HTTPException:
+    detail: dict[str, Any] = {
+        "error": "invalid_field",
+        "field": name,
+        "message": f"{name} {reason}",
+    }
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail=detail)
+
+
+def _app_path(request: Request) -> str:
+    """The path inside the app. A proxy prefix (``root_path``) belongs to the public base URL."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path

@@ -1,0 +1,304 @@
+"""The ``voicebot`` command. Settings come from ``VOICEBOT_*`` environment variables.
+
+A user's mistake (a bad setting, an unreachable database, a missing migration directory) ends with
+one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from voicebot.cli_dialog import chat, dialog_app
+from voicebot.config import Settings
+from voicebot.domain.types import Role
+
+app = typer.Typer(
+    name="voicebot",
+    help="Voice-bot dialer for car-loan follow-up calls.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for the /v1 API.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(apikey_app, name="apikey")
+
+EXIT_USER_ERROR = 2
+EXIT_UNAVAILABLE = 1
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_USER_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@contextlib.contextmanager
+def _user_errors(settings: Settings | None = None) -> Iterator[None]:
+    try:
+        yield
+    except CliError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except (OSError, SQLAlchemyError) as exc:
+        where = f" at {_safe_url(settings.database_url)}" if settings else ""
+        _fail(f"cannot use the database{where}: {_reason(exc)}", EXIT_UNAVAILABLE)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"voicebot: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line only (SQLAlchemy's wrapper adds SQL and links)."""
+    original = getattr(exc, "orig", None) or exc
+    message = str(original).strip()
+    return message.splitlines()[0] if message else type(original).__name__
+
+
+def _safe_url(url: str) -> str:
+    with contextlib.suppress(Exception):
+        return make_url(url).render_as_string(hide_password=True)
+    return "(unparseable URL)"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a one-line error naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "VOICEBOT_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(
+                message if not error["loc"] or name in message else f"{name}: {message}"
+            )
+        _fail("; ".join(problems) or "invalid settings", EXIT_USER_ERROR)
+
+
+class LogLevelName(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def _configure_logging(level: LogLevelName) -> None:
+    logging.basicConfig(
+        level=level.value.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+LogLevel = Annotated[LogLevelName, typer.Option("--log-level", help="How much to log.")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [VOICEBOT_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [VOICEBOT_PORT].")] = None,
+    no_dialer: Annotated[
+        bool, typer.Option("--no-dialer", help="Serve the API and webhooks only.")
+    ] = False,
+    log_level: LogLevel = LogLevelName.INFO,
+) -> None:
+    """Serve the API and the carrier webhooks, with the dialer inside unless --no-dialer."""
+    import uvicorn
+
+    from voicebot.app import create_app
+
+    settings = load_settings()
+    _configure_logging(log_level)
+    with _user_errors(settings):
+        _check_database(settings)
+        application = create_app(settings, run_dialer=False if no_dialer else None)
+        uvicorn.run(
+            application,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=log_level.value,
+            # Webhook signatures use VOICEBOT_PUBLIC_BASE_URL, not forwarded headers; these only
+            # make the access log show the real client behind a local proxy.
+            proxy_headers=True,
+        )
+
+
+@app.command(
+    help="Run a dialer alone (no HTTP API) until SIGINT or SIGTERM.\n\n"
+    "Any number of dialers may share one PostgreSQL database. The carrier's callbacks go to the "
+    "service at VOICEBOT_PUBLIC_BASE_URL, so a `voicebot serve` must run there."
+)
+def dialer(log_level: LogLevel = LogLevelName.INFO) -> None:
+    settings = load_settings()
+    _configure_logging(log_level)
+    with _user_errors(settings):
+        _check_database(settings)
+        asyncio.run(_run_dialer(settings))
+
+
+async def _run_dialer(settings: Settings) -> None:
+    from voicebot.db.session import make_engine, make_sessionmaker
+    from voicebot.dialer.loop import Dialer
+    from voicebot.telephony.factory import build_carrier
+
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    carrier = build_carrier(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log = logging.getLogger("voicebot.dialer")
+    log.info("dialer %s started", settings.dialer_id)
+    try:
+        await Dialer(settings, make_sessionmaker(engine), carrier).run(stop)
+    finally:
+        await carrier.aclose()
+        await engine.dispose()
+        log.info("dialer %s stopped", settings.dialer_id)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the migrations to VOICEBOT_DATABASE_URL (creates the schema on an empty database)."""
+    from voicebot.db import migrate
+
+    settings = load_settings()
+    with _user_errors(settings):
+        try:
+            migrate.upgrade(settings.database_url, revision)
+        except migrate.MigrationsNotFound as exc:
+            raise CliError(str(exc)) from None
+    typer.echo(f"database at {_safe_url(settings.database_url)} is at revision {revision}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[Role, typer.Option(help="admin, operator or analyst.")] = Role.OPERATOR,
+    name: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
+) -> None:
+    """Create an API key and print it once: only its hash is stored."""
+    settings = load_settings()
+    with _user_errors(settings):
+        key = asyncio.run(_create_api_key(settings, role, name or f"{role.value} key"))
+    typer.echo(key)
+    typer.echo(f"Created a {role.value} key. Store it now: it cannot be shown again.", err=True)
+
+
+async def _create_api_key(settings: Settings, role: Role, name: str) -> str:
+    from voicebot.db import audit
+    from voicebot.db.apikeys import create_api_key, key_prefix
+    from voicebot.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            key = create_api_key(session, role=role, name=name)
+            audit.record(
+                session,
+                actor=f"cli:{_os_user()}",
+                action="apikey.create",
+                target_type="api_key",
+                target_id=key_prefix(key),
+                details={"name": name, "role": role.value},
+                now=datetime.now(UTC),
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return key
+
+
+@app.command(
+    help="Run the embedded default end to end and print what happened.\n\n"
+    "A fresh SQLite file, the real HTTP server and dialer on a free local port, and the simulated "
+    "carrier calling back over HTTP; the demo drives it all through the /v1 API."
+)
+def demo(
+    contacts: Annotated[int, typer.Option(min=1, max=1000, help="How many borrowers.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Progress to stderr; the last stdout line is JSON.")
+    ] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo's SQLite file.")] = False,
+    timeout: Annotated[float, typer.Option(min=5, help="Give up after this many seconds.")] = 50.0,
+) -> None:
+    from voicebot.demo import DemoError, DemoOptions, run_demo, summary_json
+
+    _configure_logging(LogLevelName.WARNING)
+
+    def say(line: str) -> None:
+        typer.echo(line, err=as_json)
+
+    options = DemoOptions(contacts=contacts, keep=keep, timeout_seconds=timeout)
+    with _user_errors():
+        try:
+            summary = asyncio.run(run_demo(options, say))
+        except DemoError as exc:
+            raise CliError(str(exc), exit_code=EXIT_UNAVAILABLE) from None
+    for line in summary.lines():
+        say(line)
+    if as_json:
+        typer.echo(summary_json(summary))
+    if summary.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not summary.finished:
+        _fail(f"calls were still pending after {timeout:g} s", EXIT_UNAVAILABLE)
+
+
+def _check_database(settings: Settings) -> None:
+    """Fail fast, with a clear line, when the database cannot be reached or has no schema."""
+
+    async def ping() -> bool:
+        from voicebot.db.session import make_engine
+
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                has_schema: bool = await conn.run_sync(
+                    lambda sync_conn: inspect(sync_conn).has_table("campaigns")
+                )
+        finally:
+            await engine.dispose()
+        return has_schema
+
+    if not asyncio.run(ping()):
+        raise CliError(
+            f"the database at {_safe_url(settings.database_url)} has no schema: "
+            "run `voicebot db upgrade` first"
+        )
+
+
+def _os_user() -> str:
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return "unknown"
+
+
+# Script authors' tools (voicebot.cli_dialog): `voicebot dialog check FILE…`, `voicebot chat`.
+app.add_typer(dialog_app, name="dialog")
+app.command("chat")(chat)

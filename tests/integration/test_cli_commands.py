@@ -1,0 +1,249 @@
+"""The ``voicebot`` command as a user runs it: a real process, settings from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import POSTGRES_URL
+from tests.integration.telephony_support import free_port
+from voicebot.db.apikeys import authenticate
+from voicebot.db.models import AuditEntry
+from voicebot.db.session import make_engine, make_sessionmaker
+
+pytestmark = pytest.mark.slow
+
+VOICEBOT = Path(sys.executable).with_name("voicebot")
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEBOT_")}
+    env.update({f"VOICEBOT_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def _run(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VOICEBOT), *args],
+        cwd=cwd,
+        env=_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_db_upgrade_creates_the_schema_in_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "fresh.db"
+    result = _run("db", "upgrade", cwd=tmp_path, database_url=f"sqlite+aiosqlite:///{db}")
+    assert result.returncode == 0, result.stderr
+    assert {"alembic_version", "campaigns", "callbacks", "calls", "api_keys"} <= _tables(db)
+    again = _run("db", "upgrade", cwd=tmp_path, database_url=f"sqlite+aiosqlite:///{db}")
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.fixture
+async def empty_pg_url() -> AsyncIterator[str]:
+    name = f"voicebot_cli_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def test_db_upgrade_creates_the_schema_in_an_empty_postgres_database(
+    empty_pg_url: str, tmp_path: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(VOICEBOT),
+        "db",
+        "upgrade",
+        cwd=tmp_path,
+        env=_env(database_url=empty_pg_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    conn = await asyncpg.connect(empty_pg_url)
+    try:
+        tables = {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
+    finally:
+        await conn.close()
+    assert {"alembic_version", "campaigns", "callbacks", "calls", "carrier_events"} <= tables
+
+
+async def test_apikey_create_prints_a_working_key_once_and_audits_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(VOICEBOT),
+        "apikey",
+        "create",
+        "--role",
+        "operator",
+        "--name",
+        "ops team",
+        cwd=tmp_path,
+        env=_env(database_url=sqlite_url),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    lines = stdout.decode().splitlines()
+    assert len(lines) == 1
+    key = lines[0]
+    assert "shown again" in stderr.decode()
+
+    engine = make_engine(sqlite_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            found = await authenticate(session, key)
+            audit = (await session.scalars(select(AuditEntry))).one()
+    finally:
+        await engine.dispose()
+    assert found is not None
+    assert (found.role, found.name) == ("operator", "ops team")
+    assert found.key_hash != key and key not in found.key_hash
+    assert (audit.action, audit.target_type, audit.details["role"]) == (
+        "apikey.create",
+        "api_key",
+        "operator",
+    )
+    assert key not in str(audit.details)
+
+
+def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
+    result = _run("apikey", "create", "--role", "root", cwd=tmp_path, database_url="sqlite:///x.db")
+    assert result.returncode == 2
+    assert "root" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("database_url", "code", "says"),
+    [
+        ("mysql://root@localhost/voicebot", 2, "VOICEBOT_DATABASE_URL must be"),
+        ("postgresql://postgres@127.0.0.1:1/voicebot", 1, "cannot use the database"),
+        ("sqlite:////nonexistent-dir/voicebot.db", 1, "cannot use the database"),
+    ],
+)
+def test_a_bad_database_is_one_clear_line_and_no_traceback(
+    tmp_path: Path, database_url: str, code: int, says: str
+) -> None:
+    result = _run("apikey", "create", cwd=tmp_path, database_url=database_url)
+    assert result.returncode == code
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_a_password_in_the_database_url_is_never_printed(tmp_path: Path) -> None:
+    url = "postgresql://voicebot:hunter2-secret@127.0.0.1:1/voicebot"
+    result = _run("db", "upgrade", cwd=tmp_path, database_url=url)
+    assert result.returncode == 1
+    assert "hunter2-secret" not in result.stderr + result.stdout
+    assert "***" in result.stderr
+
+
+def test_serve_refuses_a_database_without_schema(tmp_path: Path) -> None:
+    db = tmp_path / "empty.db"
+    result = _run("serve", "--no-dialer", cwd=tmp_path, database_url=f"sqlite:///{db}")
+    assert result.returncode == 2
+    assert "voicebot db upgrade" in result.stderr
+
+
+async def _wait_http(url: str, process: asyncio.subprocess.Process) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            if process.returncode is not None:
+                raise AssertionError(f"the server exited with {process.returncode}")
+            try:
+                return await client.get(url)
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never answered")
+
+
+async def test_serve_answers_health_probes_and_stops_cleanly_on_sigterm(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(VOICEBOT),
+        "serve",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=_env(database_url=sqlite_url, public_base_url=f"http://127.0.0.1:{port}"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        health = await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+        assert health.status_code == 200
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["database"] == "ok"
+        assert ready.json()["checks"]["dialer"] == "running"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it exited.
+    assert process.returncode in (0, -signal.SIGTERM), stderr.decode()
+    assert "Application shutdown complete" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+async def test_the_dialer_command_runs_until_sigterm_and_stops_cleanly(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(VOICEBOT),
+        "dialer",
+        cwd=tmp_path,
+        env=_env(database_url=sqlite_url, dialer_poll_seconds="0.1", dialer_id="cli-test"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    started = await asyncio.wait_for(process.stderr.readline(), timeout=20)
+    assert b"dialer cli-test started" in started
+    await asyncio.sleep(0.3)  # a few empty rounds
+    process.send_signal(signal.SIGTERM)
+    _, rest = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 0, rest.decode()
+    assert b"dialer cli-test stopped" in rest
+    assert b"Traceback" not in rest
