@@ -65,6 +65,9 @@ class Campaign(Base):
     switch_number_after: Mapped[int] = mapped_column(Integer, default=2)
 
     concurrency_limit: Mapped[int] = mapped_column(Integer, default=10)
+    # Calls of this campaign not yet final: raised in the dialer's dial transaction, lowered when
+    # a call's final status is recorded, so the concurrency limit holds across dialer processes.
+    live_calls: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     caller_numbers: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
@@ -156,17 +159,45 @@ class Call(Base):
     """One dial of one call-back, from the request to the carrier until the call ends."""
 
     __tablename__ = "calls"
+    # The dialer inserts a row per dial and updates it once the carrier accepts, so every index
+    # here is paid twice per call: only the ones a query walks are kept, and those on columns
+    # that are mostly NULL (or only matter when set) are partial.
     __table_args__ = (
         Index("ix_calls_loan_key_created_at", "loan_key", "created_at"),
-        Index("ix_calls_contact_id_answered_at", "contact_id", "answered_at"),
+        # The gate's conversation cap reads only conversed calls.
+        Index(
+            "ix_calls_contact_id_answered_at",
+            "contact_id",
+            "answered_at",
+            postgresql_where=text("conversed"),
+            sqlite_where=text("conversed"),
+        ),
         Index("ix_calls_campaign_id_status", "campaign_id", "status"),
         Index("ix_calls_callback_id", "callback_id"),
+        Index(
+            "uq_calls_carrier_sid",
+            "carrier_sid",
+            unique=True,
+            postgresql_where=text("carrier_sid IS NOT NULL"),
+            sqlite_where=text("carrier_sid IS NOT NULL"),
+        ),
+        Index(
+            "uq_calls_stream_sid",
+            "stream_sid",
+            unique=True,
+            postgresql_where=text("stream_sid IS NOT NULL"),
+            sqlite_where=text("stream_sid IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # The call-back fixes the campaign and the contact: its key is the one checked (deleting a
+    # campaign or a contact cascades through its call-backs to their calls). campaign_id and
+    # contact_id are copies for the gate's and reports' queries; foreign keys on them would lock
+    # the campaign row (a hot one: live_calls) and the contact on every dial for nothing more.
     callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"))
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(BigIntPK)
+    contact_id: Mapped[int] = mapped_column(BigIntPK)
     phone_id: Mapped[int | None] = mapped_column(
         ForeignKey("contact_phones.id", ondelete="SET NULL")
     )
@@ -175,14 +206,21 @@ class Call(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     to_number: Mapped[str] = mapped_column(String(20))
     from_number: Mapped[str | None] = mapped_column(String(20))
-    carrier_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    carrier_sid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="initiating")
     answered_by: Mapped[str | None] = mapped_column(String(32))
-    disposition: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Read per campaign (ix_calls_campaign_id_status), never on its own: no index.
+    disposition: Mapped[str | None] = mapped_column(String(32))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     conversed: Mapped[bool] = mapped_column(Boolean, default=False)
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The conversation (voicebot.calls): the media stream bound to the call (one per call), how
+    # the dialog ended (its end reason, e.g. completed, opted_out, hung_up), and what went wrong
+    # on the stream ("<code>: <message>"), if anything did.
+    stream_sid: Mapped[str | None] = mapped_column(String(64))
+    end_state: Mapped[str | None] = mapped_column(String(64))
+    stream_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -213,7 +251,9 @@ class Outcome(Base):
     call_id: Mapped[int | None] = mapped_column(
         ForeignKey("calls.id", ondelete="SET NULL"), index=True
     )
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
     campaign_id: Mapped[int | None] = mapped_column(
         ForeignKey("campaigns.id", ondelete="SET NULL"), index=True
     )
@@ -270,3 +310,22 @@ class PacingBucket(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TranscriptTurn(Base):
+    """One turn of a call's transcript: a bot prompt or what the borrower said (or pressed)."""
+
+    __tablename__ = "transcript_turns"
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # order within the call, from 0
+    speaker: Mapped[str] = mapped_column(String(16))  # bot | borrower
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(String(128))  # the dialog state it belongs to
+    confidence: Mapped[float | None] = mapped_column(Float)  # the recogniser's, borrower only
+    dtmf: Mapped[bool] = mapped_column(Boolean, default=False)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)  # a prompt cut by barge-in
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
