@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 12:56:58.798646+00:00
+Create Date: 2026-11-28 13:28:51.608083+00:00
 """
 
 from collections.abc import Sequence
@@ -280,35 +280,41 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["campaign_id"],
-            ["campaigns.id"],
-            name=op.f("fk_calls_campaign_id_campaigns"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contacts.id"],
-            name=op.f("fk_calls_contact_id_contacts"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
             ["phone_id"],
             ["contact_phones.id"],
             name=op.f("fk_calls_phone_id_contact_phones"),
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calls")),
-        sa.UniqueConstraint("carrier_sid", name=op.f("uq_calls_carrier_sid")),
-        sa.UniqueConstraint("stream_sid", name=op.f("uq_calls_stream_sid")),
     )
     op.create_index("ix_calls_callback_id", "calls", ["callback_id"], unique=False)
     op.create_index("ix_calls_campaign_id_status", "calls", ["campaign_id", "status"], unique=False)
     op.create_index(
-        "ix_calls_contact_id_answered_at", "calls", ["contact_id", "answered_at"], unique=False
+        "ix_calls_contact_id_answered_at",
+        "calls",
+        ["contact_id", "answered_at"],
+        unique=False,
+        postgresql_where=sa.text("conversed"),
+        sqlite_where=sa.text("conversed"),
     )
-    op.create_index(op.f("ix_calls_disposition"), "calls", ["disposition"], unique=False)
     op.create_index(
         "ix_calls_loan_key_created_at", "calls", ["loan_key", "created_at"], unique=False
+    )
+    op.create_index(
+        "uq_calls_carrier_sid",
+        "calls",
+        ["carrier_sid"],
+        unique=True,
+        postgresql_where=sa.text("carrier_sid IS NOT NULL"),
+        sqlite_where=sa.text("carrier_sid IS NOT NULL"),
+    )
+    op.create_index(
+        "uq_calls_stream_sid",
+        "calls",
+        ["stream_sid"],
+        unique=True,
+        postgresql_where=sa.text("stream_sid IS NOT NULL"),
+        sqlite_where=sa.text("stream_sid IS NOT NULL"),
     )
     op.create_table(
         "carrier_events",
@@ -408,9 +414,25 @@ def downgrade() -> None:
     op.drop_table("outcomes")
     op.drop_index(op.f("ix_carrier_events_call_sid"), table_name="carrier_events")
     op.drop_table("carrier_events")
+    op.drop_index(
+        "uq_calls_stream_sid",
+        table_name="calls",
+        postgresql_where=sa.text("stream_sid IS NOT NULL"),
+        sqlite_where=sa.text("stream_sid IS NOT NULL"),
+    )
+    op.drop_index(
+        "uq_calls_carrier_sid",
+        table_name="calls",
+        postgresql_where=sa.text("carrier_sid IS NOT NULL"),
+        sqlite_where=sa.text("carrier_sid IS NOT NULL"),
+    )
     op.drop_index("ix_calls_loan_key_created_at", table_name="calls")
-    op.drop_index(op.f("ix_calls_disposition"), table_name="calls")
-    op.drop_index("ix_calls_contact_id_answered_at", table_name="calls")
+    op.drop_index(
+        "ix_calls_contact_id_answered_at",
+        table_name="calls",
+        postgresql_where=sa.text("conversed"),
+        sqlite_where=sa.text("conversed"),
+    )
     op.drop_index("ix_calls_campaign_id_status", table_name="calls")
     op.drop_index("ix_calls_callback_id", table_name="calls")
     op.drop_table("calls")

@@ -15,6 +15,13 @@ One round (:meth:`Dialer.run_once`):
    raises the campaigns' live-call counts (only within their limits); after it commits, the
    carrier is asked to place the calls, concurrently; a refusal ends the call as failed through
    the lifecycle with the carrier's error verbatim.
+
+On PostgreSQL steps 2-6 run in one transaction that keeps the batch locked (``FOR UPDATE SKIP
+LOCKED``, no claim written) while the gate, concurrency and pacing decide, so a call-back dialed
+at once is written once. What waits for pacing tokens is claimed with a lease in that
+transaction and goes through step 5 as above. Between the commit and the carrier accepting, the
+call-back is ``dialed`` and its call ``initiating``: a dialer dying there leaves a call the
+reaper (step 1) ends as failed, which retries the call-back once; it is never dialed twice.
 """
 
 from __future__ import annotations
