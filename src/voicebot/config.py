@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # an utterance and the audio kept from before speech started (the recogniser hears it too).
     dialogs_dir: str = Field(default_factory=lambda: _default_dialogs_dir())
     media_stream_token_seconds: float = Field(default=30.0, gt=0, le=3600)
-    media_end_of_speech_ms: int = Field(default=200, ge=60, le=3000)
+    media_end_of_speech_ms: int = Field(default=160, ge=60, le=3000)
     media_preroll_ms: int = Field(default=100, ge=0, le=1000)
 
     # Dialer

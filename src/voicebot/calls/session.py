@@ -1,0 +1,530 @@
+"""One live call: the media stream, the dialog engine and the speech services, bound together.
+
+Everything the engine hears becomes an event stepped through it at once, on the event loop:
+marks coming back (``PromptFinished``), DTMF, the listener's partial text (barge-in) and finished
+utterances, the no-input and call-length timers, and the end of the stream (``HungUp``). Its
+actions run without waiting: prompts queue on the player, stored outcomes queue on the recorder.
+``Hangup`` and ``Transfer`` wait until the prompts before them have played (their marks came
+back), then ask the carrier to end the call; the carrier ends the stream with ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voicebot.calls import records
+from voicebot.calls.dialogs import dialog_voice
+from voicebot.calls.listener import (
+    HearingEvent,
+    PartialText,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceListener,
+)
+from voicebot.calls.playback import PromptPlayer
+from voicebot.calls.records import CallSetup
+from voicebot.calls.services import CallServices
+from voicebot.dialog import (
+    Action,
+    CallStarted,
+    CallState,
+    Confirmation,
+    Dialog,
+    DialogRuntimeError,
+    DtmfPressed,
+    Event,
+    Hangup,
+    HungUp,
+    Listen,
+    MaxDurationReached,
+    NoInput,
+    OptOut,
+    PromptFinished,
+    RecordOutcome,
+    Say,
+    ScheduleCallBack,
+    StopSpeaking,
+    Transfer,
+    Utterance,
+    context_for,
+    new_call,
+    step,
+)
+from voicebot.domain.phones import mask_phone
+from voicebot.speech.recognition import Recognizer, SpeechModelUnavailable
+from voicebot.telephony.media import (
+    Connected,
+    Dtmf,
+    InboundEvent,
+    Media,
+    MediaProtocolError,
+    Start,
+    Stop,
+    parse_inbound,
+)
+
+log = logging.getLogger(__name__)
+
+# After asking the carrier to hang up, how long to wait for its ``stop`` before closing.
+_STOP_WAIT_SECONDS = 10.0
+# How long the prompts before a Hangup may take to come back before the call is ended anyway.
+_CLOSING_GRACE_SECONDS = 60.0
+_RECORDER_DRAIN_SECONDS = 10.0
+
+
+class MediaTransport(Protocol):
+    """The websocket, as the session needs it."""
+
+    async def receive_text(self) -> str | None:
+        """The next text frame; None once the socket has closed. Raises MediaProtocolError for a
+        frame that is not text."""
+        ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class StreamFailure(Exception):
+    """The stream broke the protocol or dropped: the call ends, with this recorded on it."""
+
+    def __init__(self, code: str, message: str, *, close_code: int = 1002) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.close_code = close_code
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """What a call measured about itself (logged at the end; the benchmark reads it)."""
+
+    turn_latencies_ms: list[float] = field(default_factory=list)
+    utterances: int = 0
+    recognized: int = 0
+    barge_ins: int = 0
+    dtmf: int = 0
+    frames_in: int = 0
+
+
+class _Recorder:
+    """Database writes of one call, in order, each in its own transaction, off the audio path."""
+
+    def __init__(self, services: CallServices, call_id: int) -> None:
+        self._services = services
+        self._call_id = call_id
+        self._queue: asyncio.Queue[Callable[[AsyncSession], Awaitable[Any]]] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name=f"call-{call_id}-recorder")
+
+    def submit(self, write: Callable[[AsyncSession], Awaitable[Any]]) -> None:
+        self._queue.put_nowait(write)
+
+    async def _run(self) -> None:
+        while True:
+            write = await self._queue.get()
+            try:
+                async with self._services.sessionmaker() as session:
+                    await write(session)
+            except Exception:
+                log.exception("call %s: a conversation record was not stored", self._call_id)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        try:
+            async with asyncio.timeout(_RECORDER_DRAIN_SECONDS):
+                await self._queue.join()
+        except TimeoutError:
+            log.error("call %s: records still unwritten at the end of the call", self._call_id)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class CallSession:
+    """Runs one call's conversation over its media stream, from ``start`` to the end."""
+
+    def __init__(
+        self,
+        services: CallServices,
+        setup: CallSetup,
+        dialog: Dialog,
+        start: Start,
+        transport: MediaTransport,
+        *,
+        answered_by: str = "human",
+    ) -> None:
+        self.services = services
+        self.setup = setup
+        self.dialog = dialog
+        self.start = start
+        self.transport = transport
+        self.answered_by = answered_by
+        self.stats = SessionStats()
+        self.state: CallState | None = None
+        self.failure: StreamFailure | None = None
+        self.conversed = False
+        self._stream_started = datetime.now(UTC)
+        self._speaking = False
+        self._closing: Hangup | Transfer | None = None
+        self._closing_since = 0.0
+        self._hangup_requested = False
+        self._stopped = False
+        self._no_input: asyncio.TimerHandle | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self._recorder: _Recorder | None = None
+        self.player = PromptPlayer(
+            self._send, start.stream_sid, services.synthesizer, dialog_voice(dialog)
+        )
+        self.listener = UtteranceListener(
+            None,
+            self._heard,
+            vad=services.vad,
+            preroll_ms=services.settings.media_preroll_ms,
+        )
+        self._finished = asyncio.Event()
+
+    @property
+    def call_id(self) -> int:
+        return self.setup.call_id
+
+    # Running
+
+    async def run(self) -> None:
+        """Hold the conversation until the stream ends; the call's records are written before
+        this returns. Never raises for what the stream sends."""
+        loop = asyncio.get_running_loop()
+        self._recorder = _Recorder(self.services, self.call_id)
+        self.services.live[self.call_id] = self
+        recognizer_task = asyncio.create_task(self._recognizer(), name="recognizer")
+        try:
+            try:
+                context = context_for(self.dialog.script, self.setup.contact)
+            except ValueError as exc:
+                raise StreamFailure("contact_data", str(exc), close_code=1011) from None
+            self.player.start()
+            self.state = new_call(self.dialog, context)
+            machine = self.answered_by.startswith("machine") or self.answered_by == "fax"
+            self._apply(
+                CallStarted(at=self._now(), answered_by="machine" if machine else "human")
+            )
+            limit = self.dialog.script.max_call_seconds
+            self._timers.append(loop.call_later(limit, self._timeout))
+            await self._read()
+        except StreamFailure as failure:
+            self.failure = failure
+        except Exception as exc:
+            log.exception("call %s: the conversation failed", self.call_id)
+            self.failure = StreamFailure("internal_error", repr(exc), close_code=1011)
+        finally:
+            recognizer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recognizer_task
+            await self._finish()
+
+    async def _recognizer(self) -> None:
+        """Open the call's recogniser (the model may still be loading) and start listening."""
+        recognizer: Recognizer | None = None
+        try:
+            recognizer = await self.services.open_recognizer(self.dialog)
+        except SpeechModelUnavailable as exc:
+            log.warning("call %s: no speech recognition (%s); DTMF only", self.call_id, exc)
+        except Exception:
+            log.exception("call %s: the recogniser failed to open; DTMF only", self.call_id)
+        self.listener.recognizer = recognizer
+        self.listener.start()
+
+    async def _read(self) -> None:
+        while not self._stopped:
+            try:
+                text = await self.transport.receive_text()
+            except MediaProtocolError as exc:
+                raise StreamFailure("bad_frame", str(exc), close_code=1003) from None
+            if text is None:
+                if self._hangup_requested:
+                    return  # we ended the call; the carrier closed without a stop
+                raise StreamFailure("stream_dropped", "the socket closed before a stop message")
+            try:
+                event = parse_inbound(text)
+            except MediaProtocolError as exc:
+                raise StreamFailure("bad_message", str(exc), close_code=1007) from None
+            self._dispatch(event)
+
+    def _dispatch(self, event: InboundEvent) -> None:
+        if isinstance(event, Connected | Start):
+            kind = "connected" if isinstance(event, Connected) else "start"
+            raise StreamFailure("out_of_order", f"{kind!r} after the stream had started")
+        if event.stream_sid != self.start.stream_sid:
+            raise StreamFailure("wrong_stream", "a message for another streamSid")
+        if isinstance(event, Media):
+            if event.track not in ("inbound", "inbound_track"):
+                return  # both_tracks streams also carry what we sent
+            self.stats.frames_in += 1
+            at = self._stream_started + timedelta(milliseconds=event.timestamp_ms)
+            self.listener.push(event.payload, at)
+        elif isinstance(event, Dtmf):
+            self.stats.dtmf += 1
+            self._apply(DtmfPressed(at=self._now(), digit=event.digit))
+        elif isinstance(event, Stop):
+            self._stopped = True
+            self._apply(HungUp(at=self._now()))
+        else:  # a mark coming back
+            prompt_id = self.player.mark_echoed(event.name)
+            if prompt_id is None:
+                raise StreamFailure("unknown_mark", f"mark {event.name!r} was never sent")
+            self._apply(PromptFinished(at=self._now(), prompt_id=prompt_id))
+
+    async def _finish(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._cancel_no_input()
+        await self.listener.aclose()
+        if self.state is not None and not self.state.ended:
+            self._apply(HungUp(at=self._now()))
+        await self.player.aclose()
+        failure = self.failure
+        if failure is not None:
+            log.warning(
+                "call %s: stream ended: %s: %s", self.call_id, failure.code, failure.message
+            )
+            if not self._hangup_requested:
+                self._hang_up("the media stream failed")
+        recorder = self._recorder
+        if recorder is not None:
+            if failure is not None:
+                error, message = failure.code, failure.message
+                recorder.submit(
+                    lambda s: records.record_stream_error(s, self.call_id, error, message)
+                )
+            if self.state is not None:
+                turns = self.state.turns
+                end_state = "stream_error" if failure else (self.state.end_reason or "hung_up")
+                recorder.submit(
+                    lambda s: records.store_conversation_end(
+                        s, self.call_id, turns=turns, end_state=end_state, conversed=self.conversed
+                    )
+                )
+            await recorder.drain()
+        self.services.live.pop(self.call_id, None)
+        with contextlib.suppress(Exception):
+            close_code = failure.close_code if failure else 1000
+            await self.transport.close(close_code, failure.code if failure else "call ended")
+        self._finished.set()
+        log.info(
+            "call %s ended (%s): %d utterances, %d recognised, %d barge-ins, %d DTMF",
+            self.call_id,
+            self.state.end_reason if self.state else "not started",
+            self.stats.utterances,
+            self.stats.recognized,
+            self.stats.barge_ins,
+            self.stats.dtmf,
+        )
+
+    # The engine
+
+    def _apply(self, event: Event) -> tuple[Action, ...]:
+        if self.state is None:
+            return ()
+        self.state, actions = step(self.state, event)
+        for action in actions:
+            self._execute(action)
+        self._after_step()
+        return actions
+
+    def _execute(self, action: Action) -> None:
+        assert self.state is not None and self._recorder is not None
+        if isinstance(action, Say):
+            self.player.play(action.prompt_id, action.text, self._state_of(action.prompt_id))
+        elif isinstance(action, StopSpeaking):
+            self.stats.barge_ins += 1
+            self.player.clear()
+        elif isinstance(action, Listen):
+            self._speculate()
+        elif isinstance(action, RecordOutcome):
+            outcome, now = action.outcome, self._now()
+            self._recorder.submit(lambda s: records.store_outcome(s, self.setup, outcome, now=now))
+            if isinstance(outcome, Confirmation) and "identity" in outcome.fields:
+                self.conversed = True
+                self._recorder.submit(lambda s: records.mark_conversed(s, self.call_id))
+        elif isinstance(action, ScheduleCallBack):
+            at, now = action.at, self._now()
+            self._recorder.submit(
+                lambda s: records.store_callback_request(s, self.setup, at=at, now=now)
+            )
+        elif isinstance(action, OptOut):
+            reason, now = action.reason, self._now()
+            self._recorder.submit(
+                lambda s: records.store_opt_out(s, self.setup, reason=reason, now=now)
+            )
+        elif isinstance(action, Transfer):
+            # The carrier port has no transfer yet: the call closes after its prompt, and the
+            # transcript and end state say where it should have gone.
+            log.info("call %s: transfer to %s requested", self.call_id, mask_phone(action.number))
+            self._close_after_prompts(action)
+        else:
+            self._close_after_prompts(action)
+
+    def _after_step(self) -> None:
+        state = self.state
+        assert state is not None
+        if state.ended:
+            self._cancel_no_input()
+            if self._closing is not None and not self._hangup_requested:
+                overdue = time.monotonic() - self._closing_since > _CLOSING_GRACE_SECONDS
+                if not state.playing or overdue:
+                    self._hang_up(f"the dialog ended: {state.end_reason}")
+            return
+        listening = state.listen is not None and not state.playing and not self._speaking
+        if listening and self._no_input is None:
+            assert state.listen is not None
+            loop = asyncio.get_running_loop()
+            self._no_input = loop.call_later(state.listen.no_input_seconds, self._silence)
+        elif not listening:
+            self._cancel_no_input()
+
+    def _close_after_prompts(self, action: Hangup | Transfer) -> None:
+        if self._closing is None:
+            self._closing = action
+            self._closing_since = time.monotonic()
+            loop = asyncio.get_running_loop()
+            self._timers.append(loop.call_later(_CLOSING_GRACE_SECONDS + 0.1, self._after_step))
+
+    def _speculate(self) -> None:
+        """Render what the next turn is likely to say (each DTMF answer's prompts, the no-input
+        reprompt) while the borrower talks: the engine is pure, so a trial step costs nothing."""
+        state = self.state
+        if state is None or state.listen is None:
+            return
+        now = self._now()
+        trials: list[Event] = [DtmfPressed(at=now, digit=d) for d in state.listen.dtmf]
+        trials.append(NoInput(at=now))
+        texts: list[str] = []
+        for trial in trials:
+            try:
+                _, actions = step(state, trial)
+            except (DialogRuntimeError, ValueError):
+                continue
+            texts.extend(a.text for a in actions if isinstance(a, Say))
+        self.player.prefetch(texts)
+
+    # What the listener heard
+
+    def _heard(self, event: HearingEvent) -> None:
+        state = self.state
+        if state is None or self._stopped:
+            return
+        if isinstance(event, SpeechStarted):
+            log.debug("call %s speech started", self.call_id)
+            self._speaking = True
+            self._cancel_no_input()
+        elif isinstance(event, PartialText):
+            log.debug("call %s partial %r (%d prompts playing)", self.call_id, event.text,
+                      len(state.playing))
+            if state.playing:
+                self._apply(Utterance(at=self._now(), text=event.text, partial=True))
+        else:
+            self._speaking = False
+            self._utterance(event)
+            if self.state is not None:
+                self._after_step()
+
+    def _utterance(self, event: SpeechEnded) -> None:
+        log.debug(
+            "call %s heard %r (confidence %.2f%s)",
+            self.call_id,
+            event.text,
+            event.confidence,
+            ", unknown words" if event.unknown else "",
+        )
+        if not event.text and not event.unknown:
+            return  # a noise the recogniser found no word in
+        self.stats.utterances += 1
+        if event.text:
+            self.stats.recognized += 1
+        actions = self._apply(
+            Utterance(
+                at=event.ended_at,
+                text=event.text,
+                confidence=event.confidence if event.text else 0.0,
+                started_at=event.started_at,
+            )
+        )
+        answer = next((a for a in actions if isinstance(a, Say)), None)
+        if answer is not None:
+            ended = event.ended_at
+
+            def sent() -> None:
+                latency = (datetime.now(UTC) - ended).total_seconds() * 1000
+                self.stats.turn_latencies_ms.append(latency)
+                log.debug(
+                    "call %s: answer %d ms after the end of speech (%d ms after detection)",
+                    self.call_id,
+                    latency,
+                    1000 * (time.monotonic() - event.detected),
+                )
+
+            self.player.on_first_frame(answer.prompt_id, sent)
+
+    # Timers
+
+    def _silence(self) -> None:
+        self._no_input = None
+        self._apply(NoInput(at=self._now()))
+
+    def _timeout(self) -> None:
+        self._apply(MaxDurationReached(at=self._now()))
+
+    def _cancel_no_input(self) -> None:
+        if self._no_input is not None:
+            self._no_input.cancel()
+            self._no_input = None
+
+    # The carrier
+
+    def _hang_up(self, why: str) -> None:
+        self._hangup_requested = True
+        sid = self.start.call_sid
+        carrier = self.services.carrier
+
+        async def hang_up() -> None:
+            try:
+                await carrier.hang_up(sid)
+            except Exception:
+                log.exception("call %s: the carrier did not hang up", self.call_id)
+            if self._finished.is_set():
+                return
+            # The carrier ends the stream with ``stop``; if it does not, close it ourselves.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), _STOP_WAIT_SECONDS)
+            if not self._finished.is_set():
+                self._stopped = True
+                with contextlib.suppress(Exception):
+                    await self.transport.close(1000, "call ended")
+
+        log.info("call %s: hanging up (%s)", self.call_id, why)
+        self.services.spawn(hang_up(), name=f"call-{self.call_id}-hangup")
+
+    # Helpers
+
+    async def _send(self, text: str) -> None:
+        await self.transport.send_text(text)
+
+    def _state_of(self, prompt_id: int) -> str | None:
+        assert self.state is not None
+        for turn in reversed(self.state.turns):
+            if turn.prompt_id == prompt_id:
+                return turn.state
+        return None
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC)
