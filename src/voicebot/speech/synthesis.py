@@ -101,6 +101,9 @@ class _EspeakThread:
         self._engine: Any = None
         self._voice_ids: frozenset[str] = frozenset()
         self._errors: list[BaseException] = []
+        # eSpeak's retrieval mode synthesises on a thread of its own and pyttsx3's runAndWait can
+        # return before it is done; the driver announces the end only after the WAV is closed.
+        self._finished = threading.Event()
 
     def _start(self) -> Any:
         if self._engine is not None:
@@ -125,6 +128,7 @@ class _EspeakThread:
         # its own) is still writing the file. An empty run clears that state.
         engine.runAndWait()
         engine.connect("error", self._on_error)
+        engine.connect("finished-utterance", self._on_finished)
         self._voice_ids = frozenset(v.id for v in engine.getProperty("voices"))
         self._engine = engine
         log.info("eSpeak NG loaded from %s", espeakng_loader.get_library_path())
@@ -132,6 +136,11 @@ class _EspeakThread:
 
     def _on_error(self, name: str | None = None, exception: BaseException | None = None) -> None:
         self._errors.append(exception or SynthesisError("pyttsx3 reported an error"))
+
+    def _on_finished(self, name: str | None = None, completed: bool = True) -> None:
+        # A cancelled run (completed=False) leaves no audio; only a completed one counts.
+        if completed:
+            self._finished.set()
 
     def voice_ids(self) -> frozenset[str]:
         self._start()
@@ -142,21 +151,33 @@ class _EspeakThread:
         if voice.id not in self._voice_ids:
             raise SynthesisError(f"eSpeak NG has no voice {voice.id!r}")
         started = time.perf_counter()
+        # pyttsx3 sometimes cancels a synthesis it has just started (its end-of-loop command
+        # stops a "playing" engine); such a run reports completed=False or leaves no audio.
+        for _ in range(_RENDER_ATTEMPTS):
+            pcm = self._render_once(engine, text, voice)
+            if pcm is not None:
+                pcm.flags.writeable = False
+                return SynthesizedSpeech(pcm, ESPEAK_RATE, time.perf_counter() - started)
+        raise SynthesisError(f"eSpeak NG produced no audio in {_RENDER_ATTEMPTS} attempts")
+
+    def _render_once(self, engine: Any, text: str, voice: Voice) -> Pcm16 | None:
         self._errors.clear()
         with tempfile.TemporaryDirectory(prefix="voicebot-tts-") as tmp:
             path = Path(tmp) / "speech.wav"
             engine.setProperty("voice", voice.id)
             engine.setProperty("rate", voice.rate)
             engine.setProperty("pitch", voice.pitch)
+            self._finished.clear()
             engine.save_to_file(text, str(path))
             engine.runAndWait()
+            if not self._finished.wait(timeout=_RENDER_TIMEOUT_SECONDS):
+                return None
             if self._errors:
                 raise SynthesisError(f"eSpeak NG failed to render: {self._errors[0]}")
             if not path.exists():
-                raise SynthesisError("eSpeak NG finished without writing the audio")
+                return None
             pcm = _read_wav(path)
-        pcm.flags.writeable = False
-        return SynthesizedSpeech(pcm, ESPEAK_RATE, time.perf_counter() - started)
+        return pcm if pcm.size else None
 
 
 def _driver_print(*args: object, **_: object) -> None:
@@ -174,6 +195,8 @@ def _read_wav(path: Path) -> Pcm16:
     return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
+_RENDER_TIMEOUT_SECONDS = 5.0
+_RENDER_ATTEMPTS = 3
 _espeak_lock = threading.Lock()
 _espeak: _EspeakThread | None = None
 
