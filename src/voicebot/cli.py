@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.cli_dialog import chat, dialog_app
 from voicebot.config import Settings
+from voicebot.db.session import require_sqlite_directory
 from voicebot.domain.types import Role
 
 app = typer.Typer(
@@ -86,7 +87,7 @@ def _safe_url(url: str) -> str:
 def load_settings() -> Settings:
     """Settings from the environment, or a one-line error naming the bad variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -96,6 +97,14 @@ def load_settings() -> Settings:
                 message if not error["loc"] or name in message else f"{name}: {message}"
             )
         _fail("; ".join(problems) or "invalid settings", EXIT_USER_ERROR)
+    try:
+        # aiosqlite reports a missing folder from its worker thread, after the loop has closed,
+        # with a traceback; say it up front instead.
+        require_sqlite_directory(settings.database_url)
+    except FileNotFoundError as exc:
+        where = _safe_url(settings.database_url)
+        _fail(f"cannot use the database at {where}: {exc}", EXIT_UNAVAILABLE)
+    return settings
 
 
 class LogLevelName(StrEnum):

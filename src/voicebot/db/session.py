@@ -16,14 +16,13 @@ from sqlalchemy.ext.asyncio import (
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
-        _require_sqlite_directory(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def _require_sqlite_directory(url: str) -> None:
+def require_sqlite_directory(url: str) -> None:
     """Refuse a SQLite file whose folder does not exist before any connection is tried: the
     driver would fail later, from its own thread, with a traceback instead of a reason."""
     database = make_url(url).database
