@@ -4,9 +4,7 @@ Frames arrive from the stream in 20 ms μ-law pieces. The endpointer (VAD) decid
 starts and ends; only speech, with a short pre-roll from before its start, is decoded, so a
 silent line costs almost nothing. The recogniser lives for the whole call with one grammar, so its
 feature pipeline stays adapted to the caller's voice (a new or re-grammared recogniser starts cold
-and loses the first syllables). Decoding runs in the speech executor; when it falls behind, the
-audio still waits its turn in the queue; it is decoded in fixed slices, so what is recognised
-does not depend on the load.
+and loses the first syllables). Decoding runs in the speech executor, in fixed slices of audio.
 """
 
 from __future__ import annotations
@@ -35,8 +33,6 @@ from voicebot.speech.recognition import Recognition, Recognizer
 log = logging.getLogger(__name__)
 
 _FRAME = timedelta(milliseconds=FRAME_MS)
-# Frames decoded together at most, when decoding has fallen behind (2 s of audio).
-_MAX_BATCH_FRAMES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +103,6 @@ class UtteranceListener:
         self._partial = ""
         self._speech_started: datetime | None = None
         self._task: asyncio.Task[None] | None = None
-        self.frames_heard = 0
-        self.decode_calls = 0
-
-    @property
-    def in_speech(self) -> bool:
-        return self._vad.in_speech
 
     @property
     def backlog_frames(self) -> int:
@@ -144,14 +134,10 @@ class UtteranceListener:
                 await self.recognizer.accept_mulaw(b"".join(piece))
             await self.recognizer.finish()
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < _MAX_BATCH_FRAMES and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            for frame, at in batch:
-                await self._frame(frame, at)
+            frame, at = await self._queue.get()
+            await self._frame(frame, at)
 
     async def _frame(self, frame: bytes, at: datetime) -> None:
-        self.frames_heard += 1
         event = self._vad.process(mulaw_decode(frame))
         if event is VadEvent.SPEECH_START:
             self._speech_started = at + _FRAME - self._lead
@@ -175,8 +161,8 @@ class UtteranceListener:
             self._pending.append(frame)
         else:
             self._preroll.append(frame)
-        # Decoding in fixed slices (never "whatever has queued up") keeps recognition the same
-        # however loaded the process is: Vosk's result depends a little on how audio is cut.
+        # Fixed slices, never "whatever has queued up": Vosk's result depends a little on how
+        # the audio is cut, and it should not depend on how loaded the process is.
         while len(self._pending) >= self._slice:
             await self._decode(self._pending[: self._slice])
             del self._pending[: self._slice]
@@ -184,7 +170,6 @@ class UtteranceListener:
     async def _decode(self, frames: list[bytes]) -> None:
         if self.recognizer is None:
             return
-        self.decode_calls += 1
         result = await self.recognizer.accept_mulaw(b"".join(frames))
         if isinstance(result, Recognition):
             self._finals.append(result)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from voicebot.calls.prompts import sentences
-from voicebot.speech.audio import FRAME_MS, mulaw_frames
+from voicebot.speech.audio import mulaw_frames
 from voicebot.speech.synthesis import Synthesizer, Voice
 from voicebot.telephony.media import clear_message, mark_message, media_message
 
@@ -57,20 +57,12 @@ class PromptPlayer:
         self._synthesizer = synthesizer
         self._voice = voice
         self._watch: dict[int, Callable[[], None]] = {}
-        self.failed: BaseException | None = None  # the socket refused a send; nothing more goes
         self._queue: asyncio.Queue[_Prompt | _Clear] = asyncio.Queue()
         self._epoch = 0  # raised by clear(): whatever was being sent stops
         self._task: asyncio.Task[None] | None = None
         self._prefetch: asyncio.Task[None] | None = None
         self._prefetch_texts: list[str] = []
         self.marks_sent: dict[str, int] = {}  # mark name -> prompt id, until echoed
-        self.frames_sent = 0
-        self.audio_seconds_sent = 0.0
-        self._sending = False
-
-    @property
-    def idle(self) -> bool:
-        return not self._sending and self._queue.empty()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="prompt-player")
@@ -121,7 +113,6 @@ class PromptPlayer:
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
-            self._sending = True
             try:
                 if isinstance(item, _Clear):
                     await self._send(clear_message(self._stream_sid))
@@ -130,10 +121,7 @@ class PromptPlayer:
             except Exception as exc:
                 # The reader sees the socket close and ends the call; nothing more can be sent.
                 log.debug("prompt player stopped: %r", exc)
-                self.failed = exc
                 return
-            finally:
-                self._sending = False
 
     async def _play(self, prompt: _Prompt) -> None:
         epoch = self._epoch
@@ -146,8 +134,6 @@ class PromptPlayer:
                 notify = self._watch.pop(prompt.prompt_id, None)
                 if notify is not None:
                     notify()
-                self.frames_sent += 1
-                self.audio_seconds_sent += FRAME_MS / 1000
         if self._epoch != epoch:
             return
         name = mark_name(prompt.prompt_id, prompt.state)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,9 +17,6 @@ from voicebot.speech.audio import VadSettings
 from voicebot.speech.recognition import Recognizer, SpeechModels
 from voicebot.speech.synthesis import Synthesizer
 from voicebot.telephony.carrier import Carrier
-
-if TYPE_CHECKING:
-    from voicebot.calls.session import CallSession
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +42,8 @@ class CallServices:
     synthesizer: Synthesizer
     dialogs: DialogCatalog
     owns_speech: bool = True  # close the speech models at shutdown (not when they were lent)
-    live: dict[int, CallSession] = field(default_factory=dict)  # by call id
     _grammars: dict[tuple[str, int, str], list[str]] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
-    _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def vad(self) -> VadSettings:
@@ -64,18 +57,8 @@ class CallServices:
         return grammar
 
     async def open_recognizer(self, dialog: Dialog) -> Recognizer:
-        """A recogniser for one call on this dialog, with the call-wide grammar.
-
-        Kaldi dithers the audio with noise drawn from a generator it seeds, when a recogniser is
-        made, from the C library's ``rand()``: seeding that first, one recogniser at a time,
-        makes recognition of the same audio the same on every call (reproducible transcripts,
-        tests and benchmarks) instead of varying run to run.
-        """
-        async with self._opening:
-            _seed_c_rand(DITHER_SEED)
-            return await self.speech_models.recognizer(
-                dialog.script.language, self.grammar(dialog)
-            )
+        """A recogniser for one call on this dialog, with the call-wide grammar."""
+        return await self.speech_models.recognizer(dialog.script.language, self.grammar(dialog))
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run fire-and-forget work (a hang-up), keeping a reference until it is done."""
@@ -117,17 +100,6 @@ class CallServices:
         await self.dialogs.aclose()
         if self.owns_speech:
             await asyncio.to_thread(self.speech_models.close)
-
-
-DITHER_SEED = 20_240_601
-
-
-def _seed_c_rand(seed: int) -> None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        libc.srand(ctypes.c_uint(seed))
-    except (OSError, AttributeError):  # no C library to seed: recognition just varies a little
-        return
 
 
 # Sentences cached by the synthesiser (each ~130 KB as PCM plus μ-law): fixed sentences of the

@@ -106,8 +106,10 @@ class StreamFailure(Exception):
 
 @dataclass(slots=True)
 class SessionStats:
-    """What a call measured about itself (logged at the end; the benchmark reads it)."""
+    """What a call measured about itself, logged when it ends."""
 
+    # From the end of the borrower's speech (as the stream's timestamps place it) to the first
+    # frame of the answer sent.
     turn_latencies_ms: list[float] = field(default_factory=list)
     utterances: int = 0
     recognized: int = 0
@@ -204,7 +206,6 @@ class CallSession:
         this returns. Never raises for what the stream sends."""
         loop = asyncio.get_running_loop()
         self._recorder = _Recorder(self.services, self.call_id)
-        self.services.live[self.call_id] = self
         recognizer_task = asyncio.create_task(self._recognizer(), name="recognizer")
         try:
             try:
@@ -268,11 +269,15 @@ class CallSession:
         if isinstance(event, Media):
             if event.track not in ("inbound", "inbound_track"):
                 return  # both_tracks streams also carry what we sent
+            offset = timedelta(milliseconds=event.timestamp_ms)
+            if self.stats.frames_in == 0:
+                # Timestamps count from the stream's start at the carrier: anchor them here.
+                self._stream_started = self._now() - offset
             self.stats.frames_in += 1
-            at = self._stream_started + timedelta(milliseconds=event.timestamp_ms)
-            self.listener.push(event.payload, at)
+            self.listener.push(event.payload, self._stream_started + offset)
         elif isinstance(event, Dtmf):
             self.stats.dtmf += 1
+            log.debug("call %s pressed %s", self.call_id, event.digit)
             self._apply(DtmfPressed(at=self._now(), digit=event.digit))
         elif isinstance(event, Stop):
             self._stopped = True
@@ -314,19 +319,21 @@ class CallSession:
                     )
                 )
             await recorder.drain()
-        self.services.live.pop(self.call_id, None)
         with contextlib.suppress(Exception):
             close_code = failure.close_code if failure else 1000
             await self.transport.close(close_code, failure.code if failure else "call ended")
         self._finished.set()
+        latencies = sorted(self.stats.turn_latencies_ms)
         log.info(
-            "call %s ended (%s): %d utterances, %d recognised, %d barge-ins, %d DTMF",
+            "call %s ended (%s): %d utterances, %d recognised, %d barge-ins, %d DTMF; "
+            "median answer %s ms after speech",
             self.call_id,
             self.state.end_reason if self.state else "not started",
             self.stats.utterances,
             self.stats.recognized,
             self.stats.barge_ins,
             self.stats.dtmf,
+            round(latencies[len(latencies) // 2]) if latencies else "-",
         )
 
     # The engine
@@ -423,12 +430,9 @@ class CallSession:
         if state is None or self._stopped:
             return
         if isinstance(event, SpeechStarted):
-            log.debug("call %s speech started", self.call_id)
             self._speaking = True
             self._cancel_no_input()
         elif isinstance(event, PartialText):
-            log.debug("call %s partial %r (%d prompts playing)", self.call_id, event.text,
-                      len(state.playing))
             if state.playing:
                 self._apply(Utterance(at=self._now(), text=event.text, partial=True))
         else:

@@ -5,22 +5,38 @@ A match lying inside a longer match of another intent is discarded (不是 beats
 beats "really"); the intent with the longest remaining match wins, an utterance that *is* one of
 an intent's phrases beats everything, and ties go to ``priority``, then to the state's own intents
 before the global ones.
+
+Languages with a sound model (Korean, see :mod:`voicebot.dialog.phonetics`) also tolerate a
+misheard utterance: unless it is exactly one of the phrases, every candidate intent is scored by
+how close the utterance sounds to its nearest phrase, and an intent that is both close enough
+(``SOUND_THRESHOLD``) and clearly closer than any other (``SOUND_MARGIN``) wins over the plain
+match; otherwise the plain match stands, or nothing does (a no-match, so the dialog reprompts).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
+from typing import Final
 
 from voicebot.dialog.languages import Language, Reading
+from voicebot.dialog.phonetics import Sounds, korean_sounds, similarity
 from voicebot.dialog.script import IntentSpec, SlotSpec
 
 SlotValue = Decimal | date | time | datetime | str
 
 _EXACT_BONUS = 10_000
+# Primary language subtag → how its text sounds (languages without one match exactly only).
+SOUND_MODELS: Final[dict[str, Callable[[str], Sounds]]] = {"ko": korean_sounds}
+SOUND_THRESHOLD: Final = 0.65
+SOUND_MARGIN: Final = 0.15
+
+
+def sound_model(language: Language) -> Callable[[str], Sounds] | None:
+    return SOUND_MODELS.get(language.code.split("-", 1)[0].lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +45,7 @@ class IntentMatcher:
     phrases: tuple[str, ...]  # normalised phrases and keywords
     patterns: tuple[re.Pattern[str], ...]
     priority: int
+    sounds: tuple[Sounds, ...] = ()  # the phrases' sounds, for languages with a sound model
 
     @classmethod
     def compile(cls, name: str, spec: IntentSpec, language: Language) -> IntentMatcher:
@@ -41,7 +58,13 @@ class IntentMatcher:
             )
         )
         patterns = tuple(re.compile(pattern) for pattern in spec.patterns)
-        return cls(name, phrases, patterns, spec.priority)
+        sounds_of = sound_model(language)
+        sounds = tuple(s for p in phrases if (s := sounds_of(p))) if sounds_of else ()
+        return cls(name, phrases, patterns, spec.priority, sounds)
+
+    def closeness(self, heard: Sounds, floor: float = 0.0) -> float:
+        """How close sounds are to this intent's nearest phrase (0 below ``floor``)."""
+        return max((similarity(heard, phrase, floor) for phrase in self.sounds), default=0.0)
 
     def spans(self, language: Language, text: str) -> list[tuple[int, int, bool]]:
         """(start, end, is the whole utterance) for every place this intent is expressed."""
@@ -88,10 +111,49 @@ def best_intent(
             continue
         score = length + (_EXACT_BONUS if exact else 0)
         scores[index] = max(scores.get(index, 0), score)
-    if not scores:
+    winner = (
+        max(scores, key=lambda i: (scores[i], candidates[i].priority, -i)) if scores else None
+    )
+    if winner is not None and scores[winner] >= _EXACT_BONUS:
+        return candidates[winner]
+    closest = _closest_by_sound(language, text, candidates, spans)
+    if closest is not None:
+        return closest
+    return candidates[winner] if winner is not None else None
+
+
+def _closest_by_sound(
+    language: Language,
+    text: str,
+    candidates: Sequence[IntentMatcher],
+    spans: Sequence[tuple[int, int, bool, int]],
+) -> IntentMatcher | None:
+    """The candidate that clearly sounds closest to ``text``, if the language has a sound model.
+
+    Text inside an ignored phrase is left out first.
+    """
+    sounds_of = sound_model(language)
+    if sounds_of is None:
         return None
-    winner = max(scores, key=lambda i: (scores[i], candidates[i].priority, -i))
-    return candidates[winner]
+    kept = [True] * len(text)
+    for start, end, _, index in spans:
+        if index < 0:
+            kept[start:end] = [False] * (end - start)
+    heard = sounds_of("".join(ch for ch, keep in zip(text, kept, strict=True) if keep))
+    if not heard:
+        return None
+    # Scores under the threshold less the margin can neither win nor block a winner.
+    floor = SOUND_THRESHOLD - SOUND_MARGIN
+    ranked = sorted(
+        ((matcher.closeness(heard, floor), -i) for i, matcher in enumerate(candidates)),
+        reverse=True,
+    )
+    if not ranked or ranked[0][0] < SOUND_THRESHOLD:
+        return None
+    runner_up = ranked[1][0] if len(ranked) > 1 else 0.0
+    if ranked[0][0] - runner_up < SOUND_MARGIN:
+        return None
+    return candidates[-ranked[0][1]]
 
 
 def mentions(language: Language, text: str, matcher: IntentMatcher) -> bool:

@@ -16,6 +16,17 @@ far faster and more accurate for short answers. A phrase word the model does not
 respelled as two or three known pieces when possible (the Korean model knows 맞아 and 요 but not
 맞아요); the pieces are joined back in results. Words that cannot be respelled are dropped, with
 a warning naming them.
+
+Decoder tuning (:class:`DecoderTuning`, measured for Korean with ``bench/intent_probe.py``): Vosk
+turns a phrase list into a bigram language model whose back-off to "any grammar word" costs only
+a fixed half, so a misheard answer easily becomes a salad of short grammar words (불만이 있어요 →
+본인 요). Two knobs make whole phrases win: a lower acoustic scale (the language model's weight
+relative to the acoustics, from the model's ``conf/model.conf``; the model is loaded through a
+temporary copy of its directory with that one setting changed), and a *filler*: one sentence of
+``backoff_mass`` repetitions of a word nobody can say in one breath (a 40-syllable name from the
+model's own vocabulary), which takes most of the back-off state's probability so every jump out of
+a phrase, and every ending that is not a phrase's, costs several times more. The filler is never
+heard in practice and is removed from results if it is.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ import itertools
 import json
 import logging
 import os
+import re
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -49,8 +62,47 @@ UNKNOWN_PHRASE: Final = "[unk]"
 _UNKNOWN_SYMBOLS: Final = ("[unk]", "<UNK>", "<unk>")
 _MAX_PIECES: Final = 3
 _MAX_RESPELL_CHARS: Final = 16
+# Words too long to be said in an utterance, first one the model knows is the grammar filler.
+FILLER_WORDS: Final = (
+    "효유헌성선경정인자혜홍덕순화문광원성숙렬명수협천융목수령희강현정휘안흠륜홍경태운창복희상의모예헌돈장계지경훈철범",
+    "타우마타와카탕이항아코아우아우오타마테아투리푸카카피키마웅아호로누쿠포카이웨누아키타나타후",
+    "pneumonoultramicroscopicsilicovolcanoconiosis",
+)
+_GRAMMAR_JSON_CACHE: Final = 16
+_ACOUSTIC_SCALE_OPTION: Final = re.compile(r"^\s*--acoustic-scale\s*=")
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DecoderTuning:
+    """How strongly a grammar's phrases are preferred over word salad (see the module docstring).
+
+    ``acoustic_scale`` None keeps the model's own; ``backoff_mass`` 0 adds no filler.
+    ``keep_adaptation`` False starts every utterance with a fresh feature pipeline (i-vector and
+    all) instead of carrying the speaker adaptation over from the caller's earlier utterances.
+    """
+
+    acoustic_scale: float | None = None
+    backoff_mass: int = 0
+    keep_adaptation: bool = True
+
+    def __post_init__(self) -> None:
+        if self.acoustic_scale is not None and not 0.0 < self.acoustic_scale <= 2.0:
+            raise ValueError(f"acoustic_scale must be in (0, 2], got {self.acoustic_scale}")
+        if not 0 <= self.backoff_mass <= 1_000_000:
+            raise ValueError(f"backoff_mass must be 0–1000000, got {self.backoff_mass}")
+
+
+# Measured on eSpeak NG Korean over 8 kHz μ-law against the ko-KR dialog (bench/intent_probe.py).
+# Languages not listed keep their model's settings until someone measures theirs.
+TUNINGS: Final[Mapping[str, DecoderTuning]] = {
+    "ko": DecoderTuning(acoustic_scale=0.5, backoff_mass=5_000, keep_adaptation=False),
+}
+
+
+def tuning_for(language: str) -> DecoderTuning:
+    return TUNINGS.get(_primary(language), DecoderTuning())
 
 
 class SpeechModelUnavailable(LookupError):
@@ -174,10 +226,14 @@ class Grammar:
     dropped_words: tuple[str, ...]
     unknown_symbol: str | None
 
-    def to_json(self) -> str:
+    def to_json(self, filler: str | None = None, backoff_mass: int = 0) -> str:
+        """The phrase list Vosk takes; with a ``filler``, plus one sentence of ``backoff_mass``
+        fillers (see the module docstring)."""
         entries = list(self.phrases)
         if self.unknown_symbol is not None:
             entries.append(self.unknown_symbol)
+        if filler is not None and backoff_mass > 0:
+            entries.append(" ".join([filler] * backoff_mass))
         return json.dumps(entries, ensure_ascii=False)
 
     def restore(self, words: Sequence[str]) -> list[str]:
@@ -243,14 +299,43 @@ def build_grammar(vocabulary: Vocabulary, phrases: Iterable[str]) -> Grammar:
 class SpeechModel:
     """One loaded Vosk model, shared by every recogniser of its language."""
 
-    def __init__(self, source: ModelSource, model: Any, load_seconds: float) -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        model: Any,
+        load_seconds: float,
+        tuning: DecoderTuning | None = None,
+    ) -> None:
         self.source = source
         self.language = source.language
         self.vosk_model = model
         self.load_seconds = load_seconds
+        self.tuning = tuning or DecoderTuning()
         self.vocabulary = Vocabulary(model.vosk_model_find_word)
+        self.filler: str | None = (
+            next((w for w in FILLER_WORDS if w in self.vocabulary), None)
+            if self.tuning.backoff_mass
+            else None
+        )
         self._grammars: OrderedDict[tuple[str, ...], Grammar] = OrderedDict()
+        self._grammar_json: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._lock = threading.Lock()
+
+    def grammar_json(self, grammar: Grammar) -> str:
+        """What a recogniser for this grammar is given: its phrases and this model's filler
+        (built once per grammar: with the filler it runs to megabytes)."""
+        key = grammar.phrases
+        with self._lock:
+            cached = self._grammar_json.get(key)
+            if cached is not None:
+                self._grammar_json.move_to_end(key)
+                return cached
+        built = grammar.to_json(self.filler, self.tuning.backoff_mass)
+        with self._lock:
+            self._grammar_json[key] = built
+            while len(self._grammar_json) > _GRAMMAR_JSON_CACHE:
+                self._grammar_json.popitem(last=False)
+        return built
 
     def grammar(self, phrases: Iterable[str]) -> Grammar:
         """The grammar for these phrases, built once per distinct phrase list."""
@@ -268,15 +353,45 @@ class SpeechModel:
         return built
 
 
-def _load_vosk(source: ModelSource) -> SpeechModel:
+def _load_vosk(source: ModelSource, tuning: DecoderTuning) -> SpeechModel:
     import vosk
 
     vosk.SetLogLevel(-1)
     started = time.perf_counter()
-    model = vosk.Model(str(source.path))
+    with tempfile.TemporaryDirectory(prefix="voicebot-vosk-") as scratch:
+        # Vosk reads every file while the model loads, so the copy can go right after.
+        path = _tuned_copy(source.path, tuning, Path(scratch)) or source.path
+        model = vosk.Model(str(path))
     seconds = time.perf_counter() - started
-    log.info("Vosk model for %s loaded from %s in %.1f s", source.language, source.origin, seconds)
-    return SpeechModel(source, model, seconds)
+    log.info(
+        "Vosk model for %s loaded from %s in %.1f s (%s)", source.language, source.origin, seconds,
+        tuning,
+    )  # fmt: skip
+    return SpeechModel(source, model, seconds, tuning)
+
+
+def _tuned_copy(model_dir: Path, tuning: DecoderTuning, scratch: Path) -> Path | None:
+    """A model directory like ``model_dir`` (links to its files) whose ``conf/model.conf`` has the
+    tuned acoustic scale; None when nothing needs changing or the model has no such file."""
+    conf = model_dir / "conf" / "model.conf"
+    if tuning.acoustic_scale is None or not conf.is_file():
+        return None
+    options = [
+        line
+        for line in conf.read_text(encoding="utf-8").splitlines()
+        if not _ACOUSTIC_SCALE_OPTION.match(line)
+    ]
+    options.append(f"--acoustic-scale={tuning.acoustic_scale}")
+    copy = scratch / "model"
+    (copy / "conf").mkdir(parents=True)
+    for entry in model_dir.iterdir():
+        if entry.name != "conf":
+            (copy / entry.name).symlink_to(entry.resolve())
+    for entry in (model_dir / "conf").iterdir():
+        if entry.name != "model.conf":
+            (copy / "conf" / entry.name).symlink_to(entry.resolve())
+    (copy / "conf" / "model.conf").write_text("\n".join(options) + "\n", encoding="utf-8")
+    return copy
 
 
 class SpeechModels:
@@ -288,9 +403,13 @@ class SpeechModels:
         *,
         environ: Mapping[str, str] | None = None,
         recognition_threads: int | None = None,
+        tunings: Mapping[str, DecoderTuning] | None = None,
     ) -> None:
+        """``tunings`` by primary language subtag replace :data:`TUNINGS` (``{}``: every model
+        as it ships)."""
         self._paths = dict(paths or {})
         self._environ = dict(os.environ if environ is None else environ)
+        self._tunings = dict(TUNINGS if tunings is None else tunings)
         self._loads: dict[str, Future[SpeechModel]] = {}
         self._lock = threading.Lock()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vosk-load")
@@ -314,7 +433,8 @@ class SpeechModels:
             future = self._loads.get(language)
             if future is None or (future.done() and future.exception() is not None):
                 source = self.source(language)
-                future = self._loader.submit(_load_vosk, source)
+                tuning = self._tunings.get(_primary(language), DecoderTuning())
+                future = self._loader.submit(_load_vosk, source, tuning)
                 self._loads[language] = future
             return future
 
@@ -432,15 +552,15 @@ class Recognizer:
 
             built = self.model.grammar(grammar) if grammar is not None else None
             if self._kaldi is not None and built == self.grammar:
-                # Same grammar: keep the decoder, whose feature pipeline has adapted to this
-                # caller's voice (a new recogniser starts cold and mishears the first syllables).
-                self._kaldi.Result()
+                # Same grammar: keep the decoder (its grammar is built; with
+                # ``keep_adaptation``, its feature pipeline has adapted to the caller too).
+                self._close_utterance()
                 self._utterance_samples = 0
                 self._utterance_decode = 0.0
                 return built
             if built is not None and built.phrases:
                 kaldi = vosk.KaldiRecognizer(
-                    self.model.vosk_model, self.sample_rate, built.to_json()
+                    self.model.vosk_model, self.sample_rate, self.model.grammar_json(built)
                 )
             else:
                 if built is not None:
@@ -463,7 +583,7 @@ class Recognizer:
         def work() -> Recognition | PartialRecognition:
             started = time.perf_counter()
             final = self._kaldi.AcceptWaveform(data)
-            raw = self._kaldi.Result() if final else self._kaldi.PartialResult()
+            raw = self._close_utterance() if final else self._kaldi.PartialResult()
             self._account(len(data) // 2, time.perf_counter() - started)
             if final:
                 return self._recognition(raw)
@@ -480,16 +600,25 @@ class Recognizer:
     async def finish(self) -> Recognition:
         """Close the current utterance now (our own endpointer fired, or the caller hung up).
 
-        Like Vosk's own endpoint, this keeps the speaker adaptation for the next utterance.
+        The next utterance keeps this one's speaker adaptation when the model's tuning says so
+        (``keep_adaptation``), and starts with a fresh feature pipeline otherwise.
         """
 
         def work() -> Recognition:
             started = time.perf_counter()
-            raw = self._kaldi.Result()
+            raw = self._close_utterance()
             self._account(0, time.perf_counter() - started)
             return self._recognition(raw)
 
         return await self._run(work)
+
+    def _close_utterance(self) -> str:
+        """Vosk's result for the utterance so far (on the worker thread)."""
+        if self.model.tuning.keep_adaptation:
+            return str(self._kaldi.Result())
+        # FinalResult flushes the last frames and drops the feature pipeline and the search;
+        # the next audio starts both afresh on the same grammar graph, at no rebuilding cost.
+        return str(self._kaldi.FinalResult())
 
     def _account(self, samples: int, seconds: float) -> None:
         self._fed_samples += samples
@@ -497,10 +626,13 @@ class Recognizer:
         self._utterance_decode += seconds
         self.decode_seconds_total += seconds
 
+    def _unheard(self, word: str) -> bool:
+        """The unknown-word symbol or the grammar filler: not something the caller said."""
+        return word in _UNKNOWN_SYMBOLS or word == self.model.filler
+
     def _text(self, tokens: Sequence[str]) -> tuple[str, bool]:
-        unknown_symbols = set(_UNKNOWN_SYMBOLS)
-        unknown = any(t in unknown_symbols for t in tokens)
-        words = [t for t in tokens if t not in unknown_symbols]
+        unknown = any(self._unheard(t) for t in tokens)
+        words = [t for t in tokens if not self._unheard(t)]
         if self.grammar is not None:
             words = self.grammar.restore(words)
         return " ".join(words), unknown
@@ -516,9 +648,10 @@ class Recognizer:
                 end_seconds=offset + float(w.get("end", 0.0)),
             )
             for w in result.get("result", ())
+            if w["word"] != self.model.filler
         )
         text, unknown = self._text(result.get("text", "").split())
-        spoken = [w.confidence for w in words if w.word not in _UNKNOWN_SYMBOLS]
+        spoken = [w.confidence for w in words if not self._unheard(w.word)]
         recognition = Recognition(
             text=text,
             words=words,

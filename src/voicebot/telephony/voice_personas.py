@@ -5,10 +5,11 @@ first, second, … visit to that state (the last entry repeats): speak a line, p
 over the prompt (barge-in), or hang up. A state with no entry gets silence, so the bot's
 no-input handling runs.
 
-The Korean lines are worded for the recogniser the service runs (the small Korean Vosk model
-hearing eSpeak NG's Korean): short answers it recognises reliably, DTMF where a state offers it
-as the fallback for a second try. The persona's name is the part of the contact's ``persona``
-after the colon (``answers:promise``); a bare ``answers`` picks one from the number.
+The Korean lines are the dialog's canonical simulated utterances
+(:mod:`voicebot.dialog.borrower_lines`, worded for the small Korean Vosk model hearing eSpeak
+NG's Korean), with DTMF where a state offers it as the fallback for a second try. The persona's
+name is the part of the contact's ``persona`` after the colon (``answers:promise``); a bare
+``answers`` picks one from the number.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from voicebot.dialog.borrower_lines import utterances_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,36 +83,49 @@ def _persona(
 
 
 _KO = "ko-KR"
+
+
+def _said(state: str, intent: str | None, nth: int = 0) -> Speak:
+    """The canonical simulated line for an intent (None: a slot answer) in a ko-KR state."""
+    lines = [line for line in utterances_for(state, intent) if line.intent == intent]
+    if len(lines) <= nth:
+        raise LookupError(f"no simulated Korean line for {intent!r} in {state!r}")
+    return Speak(lines[nth].text)
+
+
+def _interrupt(state: str, intent: str, after_ms: int) -> Interrupt:
+    return Interrupt(_said(state, intent).text, after_ms)
+
+
 KOREAN: dict[str, VoicePersona] = {
     p.name: p
     for p in (
         _persona(
             "promise",
             _KO,
-            "is short of money, promises the amount due on the last day of the month",
+            "is going through a hard time, pays the amount due the day after tomorrow",
             ("confirmation", "confirmation", "risk_flag", "promise"),
-            opening=[Speak("네 맞아"), Press("1")],
-            confirm_phone=[Speak("네"), Press("1")],
-            # "아니요" is recognised with a confidence barely above the script's threshold.
-            ask_repayment=[Press("2")],
-            ask_reason=[Speak("어려워")],
-            ask_partial=[Speak("말일")],
-            ask_promise_date=[Speak("말일")],
-            ask_promise_amount=[Speak("네"), Press("1")],
-            confirm_promise=[Speak("네"), Press("1")],
+            opening=[_said("opening", "yes"), Press("1")],
+            confirm_phone=[_said("confirm_phone", "yes"), Press("1")],
+            ask_repayment=[_said("ask_repayment", "hardship")],
+            ask_partial=[_said("ask_partial", None)],
+            ask_promise_date=[_said("ask_promise_date", None)],
+            ask_promise_amount=[_said("ask_promise_amount", "full"), Press("1")],
+            confirm_promise=[_said("confirm_promise", "yes"), Press("1")],
         ),
         _persona(
             "hardship",
             _KO,
-            "finds it hard by the due date, pays the amount due on the last day of the month",
+            "cannot pay by the due date (sold the car), pays the amount due at the month's end",
             ("confirmation", "confirmation", "risk_flag", "promise"),
-            opening=[Speak("네"), Press("1")],
-            confirm_phone=[Speak("네 맞아"), Press("1")],
-            ask_repayment=[Speak("어려워")],
-            ask_partial=[Speak("말일")],
-            ask_promise_date=[Speak("말일")],
-            ask_promise_amount=[Speak("네 맞아"), Press("1")],
-            confirm_promise=[Speak("네 맞아"), Press("1")],
+            opening=[_said("opening", "yes", 1), Press("1")],
+            confirm_phone=[_said("confirm_phone", "yes"), Press("1")],
+            ask_repayment=[_said("ask_repayment", "no"), Press("2")],
+            ask_reason=[_said("ask_reason", "vehicle_sold")],
+            ask_partial=[_said("ask_partial", "promise")],
+            ask_promise_date=[_said("ask_promise_date", None)],
+            ask_promise_amount=[_said("ask_promise_amount", "yes"), Press("1")],
+            confirm_promise=[_said("confirm_promise", "yes"), Press("1")],
         ),
         _persona(
             "dtmf",
@@ -126,45 +142,45 @@ KOREAN: dict[str, VoicePersona] = {
             _KO,
             "says yes over the instalment reminder, then confirms the promise",
             ("confirmation", "confirmation", "promise"),
-            opening=[Speak("네"), Press("1")],
-            confirm_phone=[Speak("네 맞아"), Press("1")],
-            reminder=[Interrupt("네", 1500)],
-            ask_repayment=[Speak("네"), Press("1")],
-            confirm_promise=[Speak("네"), Press("1")],
+            opening=[_said("opening", "yes"), Press("1")],
+            confirm_phone=[_said("confirm_phone", "yes"), Press("1")],
+            reminder=[_interrupt("ask_repayment", "yes", 1500)],
+            ask_repayment=[_said("ask_repayment", "yes"), Press("1")],
+            confirm_promise=[_said("confirm_promise", "yes"), Press("1")],
         ),
         _persona(
             "complaint",
             _KO,
-            "files a complaint about being called every day, then hangs up",
+            "complains about being called every day, then hangs up",
             ("confirmation", "complaint"),
-            opening=[Speak("네"), Press("1")],
-            confirm_phone=[Speak("민원 민원"), HangUp()],
-            ask_repayment=[Speak("민원 민원"), HangUp()],
-            complaint=[Speak("매일")],
+            opening=[_said("opening", "yes"), Press("1")],
+            confirm_phone=[_said("confirm_phone", "complaint"), HangUp()],
+            ask_repayment=[_said("ask_repayment", "complaint"), HangUp()],
+            complaint=[_said("complaint", None)],
         ),
         _persona(
             "opt_out",
             _KO,
-            "presses 9: no more calls",
+            "asks never to be called again (the keypad's 9 if not understood)",
             ("confirmation", "opt_out"),
-            opening=[Speak("네"), Press("1")],
-            confirm_phone=[Press("9")],
+            opening=[_said("opening", "yes"), Press("1")],
+            confirm_phone=[_said("confirm_phone", "opt_out"), Press("9")],
         ),
         _persona(
             "callback",
             _KO,
-            "is in a meeting: call back later",
+            "is busy: call back the day after tomorrow in the afternoon",
             ("confirmation", "callback_request"),
-            opening=[Speak("네"), Press("1")],
-            confirm_phone=[Speak("지금 바빠서"), Speak("지금 바빠서"), HangUp()],
-            callback=[Press("2")],
+            opening=[_said("opening", "yes"), Press("1")],
+            confirm_phone=[_said("confirm_phone", "call_later"), HangUp()],
+            callback=[_said("callback", None), Press("2")],
         ),
         _persona(
             "wrong_party",
             _KO,
-            "is the borrower's mother",
+            "is not the borrower",
             ("wrong_party",),
-            opening=[Speak("엄마"), Press("2")],
+            opening=[_said("opening", "wrong_person"), Press("2")],
         ),
     )
 }
