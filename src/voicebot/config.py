@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     dialer_batch_size: int = Field(default=200, ge=1, le=10_000)
     dialer_lease_seconds: float = Field(default=120.0, gt=0)
     dialer_poll_seconds: float = Field(default=1.0, gt=0)
+    # A call the carrier has not reported ended this long after the dial lost its final webhook:
+    # the dialer ends it as failed, freeing its campaign's slot. Longer than any call may last
+    # (Twilio's own time limit defaults to 4 hours).
+    call_stale_after_seconds: float = Field(default=4.25 * 3600, gt=0)
     # Calls per second across every dialer process sharing the database (Twilio's default is 1).
     carrier_calls_per_second: float = Field(default=1.0, gt=0)
 

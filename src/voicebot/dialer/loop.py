@@ -3,7 +3,9 @@
 One round (:meth:`Dialer.run_once`):
 
 1. reap: expired leases go back to the queue; calls a dead dialer recorded but never placed end
-   as failed through the lifecycle, so the retry rules apply;
+   as failed through the lifecycle, so the retry rules apply; every half minute, housekeeping
+   (``dialer.housekeeping``) ends calls whose final webhook never came and completes campaigns
+   with nothing left to do;
 2. claim a batch (``queue.claim``), then read its campaigns: a campaign no longer running gets
    its call-backs back unchanged;
 3. gate (``gate.screen``): deferred call-backs go back due at the first allowed instant, refused
@@ -43,6 +45,7 @@ from voicebot.db.models import Base, Call, Campaign
 from voicebot.dialer import queue
 from voicebot.dialer.dialing import NewCall, record_calls, store_carrier_sids
 from voicebot.dialer.gate import CampaignView, Dialable, load_campaigns, screen
+from voicebot.dialer.housekeeping import complete_finished_campaigns, end_stale_calls
 from voicebot.dialer.lifecycle import fail_call
 from voicebot.dialer.pacing import CallPacer
 from voicebot.domain.types import CallStatus, CampaignStatus
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 CONCURRENCY_BACKOFF = timedelta(seconds=2)
 # Carrier requests in flight at once, per dialer.
 MAX_CONCURRENT_DIALS = 64
+# Completed campaigns and calls that lost their final webhook are looked for this often.
+HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
 # Longest single sleep while waiting for pacing tokens (the stop event is checked in between).
 _MAX_PACING_SLEEP = 1.0
 _calls = Base.metadata.tables[Call.__tablename__]
@@ -100,6 +105,8 @@ class Dialer:
         # flows from ``now`` at the clock's pace.
         self._offset = timedelta(0)
         self._next_reap: datetime | None = None
+        self._next_housekeeping: datetime | None = None
+        self._stale_after = timedelta(seconds=settings.call_stale_after_seconds)
         self._caller_turn: Counter[int] = Counter()
         bind = sessionmaker.kw.get("bind")
         self._postgres = bind is not None and bind.dialect.name == "postgresql"
@@ -260,6 +267,11 @@ class Dialer:
                 )
         if stuck:
             log.warning("%d calls left behind by a stopped dialer ended as failed", len(stuck))
+        if self._next_housekeeping is None or now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_INTERVAL
+            await end_stale_calls(self._sessionmaker, now=now, older_than=self._stale_after)
+            async with self._sessionmaker() as session:
+                await complete_finished_campaigns(session, now=now, actor=f"dialer:{self._id}")
 
     async def _pace_and_dial(
         self,
