@@ -22,6 +22,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -265,14 +266,26 @@ class RunResult:
 
 class CpuMeter:
     """CPU seconds used by a set of processes since it was started (sampled, so processes that
-    exit keep the last value seen)."""
+    exit keep the last value seen). ``discover`` finds processes born since (a connection pool
+    opening another backend mid-run): all of their CPU time counts."""
 
-    def __init__(self, processes: Sequence[psutil.Process]) -> None:
+    def __init__(
+        self,
+        processes: Sequence[psutil.Process],
+        discover: Callable[[], Sequence[psutil.Process]] | None = None,
+    ) -> None:
         self._start = {p.pid: _cpu(p) for p in processes}
         self._processes = list(processes)
         self._last = dict(self._start)
+        self._discover = discover
 
     def sample(self) -> None:
+        if self._discover is not None:
+            for process in self._discover():
+                if process.pid not in self._start:
+                    self._start[process.pid] = 0.0
+                    self._last[process.pid] = 0.0
+                    self._processes.append(process)
         for process in self._processes:
             self._last[process.pid] = max(self._last[process.pid], _cpu(process))
 
@@ -289,11 +302,20 @@ def _cpu(process: psutil.Process) -> float:
 
 
 def _postgres_processes() -> list[psutil.Process]:
+    """The server's backends for the bench database and its shared helpers (WAL writer,
+    checkpointer, autovacuum): not the backends of other databases on a shared machine."""
     found = []
-    for process in psutil.process_iter(["name"]):
-        if (process.info["name"] or "").startswith("postgres"):
-            found.append(process)
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if not (process.info["name"] or "").startswith("postgres"):
+            continue
+        title = " ".join(process.info["cmdline"] or ())
+        if "postgres: " in title and f" {DATABASE} " not in title and not _SHARED.search(title):
+            continue
+        found.append(process)
     return found
+
+
+_SHARED = re.compile(r"postgres: (\S+ )?(walwriter|checkpointer|background writer|autovacuum)")
 
 
 def run_workers(
@@ -311,7 +333,8 @@ def run_workers(
         ready.get(timeout=120)
     watched = [psutil.Process(p.pid) for p in processes if p.pid is not None]
     samples: list[tuple[float, float]] = []  # (time, largest worker RSS in MB)
-    worker_cpu, postgres_cpu = CpuMeter(watched), CpuMeter(_postgres_processes())
+    worker_cpu = CpuMeter(watched)
+    postgres_cpu = CpuMeter(_postgres_processes(), discover=_postgres_processes)
     go.set()
     results: list[WorkerResult] = []
     while len(results) < workers:
