@@ -62,13 +62,17 @@ def chat(
     dialog: Annotated[Path, typer.Argument(help="The dialog YAML file to talk to.")],
     contact: Annotated[
         str,
-        typer.Option(help='The contact as JSON (\'{"name": "张三", "amount_due": 3500, …}\'), '
-                     "or @FILE with that JSON."),
+        typer.Option(
+            help='The contact as JSON (\'{"name": "张三", "amount_due": 3500, …}\'), '
+            "or @FILE with that JSON."
+        ),
     ],
     now: Annotated[
         str | None,
-        typer.Option(help="Fix the clock (ISO datetime; without an offset it is the borrower's "
-                     "local time) so relative dates are reproducible."),
+        typer.Option(
+            help="Fix the clock (ISO datetime; without an offset it is the borrower's "
+            "local time) so relative dates are reproducible."
+        ),
     ] = None,
     json_output: Annotated[
         bool,

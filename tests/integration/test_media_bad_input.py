@@ -121,9 +121,7 @@ async def test_bad_input_ends_only_its_own_call(
             await asyncio.sleep(0.05)
 
     async with maker() as session:
-        calls = {
-            name: await session.get(Call, call_id) for name, call_id in call_ids.items()
-        }
+        calls = {name: await session.get(Call, call_id) for name, call_id in call_ids.items()}
         spoken = set(
             await session.scalars(
                 select(TranscriptTurn.call_id).where(TranscriptTurn.speaker == "bot")

@@ -145,8 +145,10 @@ def test_a_promise_to_pay_in_full_by_the_due_date(language: str) -> None:
     assert conversation.node == "promise_thanks"
     assert conversation.hangup == "completed"
     reminder = next(line for line in conversation.bot_lines if "15" in line or "十五" in line)
-    assert ("三千五百元" in reminder) if language == "zh-CN" else (
-        "three thousand five hundred dollars" in reminder
+    assert (
+        ("三千五百元" in reminder)
+        if language == "zh-CN"
+        else ("three thousand five hundred dollars" in reminder)
     )
 
 
@@ -233,8 +235,10 @@ def test_one_silence_then_an_answer_carries_on(language: str) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_nonsense_is_reprompted_then_the_call_closes(language: str) -> None:
-    nonsense = {"zh-CN": ["香蕉苹果", "紫色大象", "火星上有水"],
-                "en-US": ["purple elephant", "banana bread recipe", "the weather is lovely"]}
+    nonsense = {
+        "zh-CN": ["香蕉苹果", "紫色大象", "火星上有水"],
+        "en-US": ["purple elephant", "banana bread recipe", "the weather is lovely"],
+    }
     conversation = Conversation.shipped(language).talk(*nonsense[language][:2])
     assert conversation.listening == "opening"
     conversation.talk(nonsense[language][2])

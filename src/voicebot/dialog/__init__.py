@@ -1,9 +1,9 @@
 """The dialog core, pure: call scripts, their loader and validator, the engine, understanding.
 
-    dialog = load_dialog("dialogs/car_loan_followup.zh-CN.yaml")
-    context = context_for(dialog.script, contact_json)
-    state, actions = step(new_call(dialog, context), CallStarted(at=now))
-    state, actions = step(state, Utterance(at=later, text="是我", confidence=0.9))
+dialog = load_dialog("dialogs/car_loan_followup.zh-CN.yaml")
+context = context_for(dialog.script, contact_json)
+state, actions = step(new_call(dialog, context), CallStarted(at=now))
+state, actions = step(state, Utterance(at=later, text="是我", confidence=0.9))
 """
 
 from voicebot.dialog.actions import (

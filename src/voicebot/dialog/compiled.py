@@ -145,4 +145,3 @@ def _listen(
         dtmf=tuple(sorted(dtmf)),
         no_input_seconds=state.no_input_seconds or script.defaults.no_input_seconds,
     )
-

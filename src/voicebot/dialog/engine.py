@@ -613,4 +613,3 @@ class _Step:
             field_value = self.context.fields[name]
             return str(field_value) if isinstance(field_value, int) else field_value
         raise DialogRuntimeError(f"{name!r} has no value")
-

@@ -111,9 +111,7 @@ def best_intent(
             continue
         score = length + (_EXACT_BONUS if exact else 0)
         scores[index] = max(scores.get(index, 0), score)
-    winner = (
-        max(scores, key=lambda i: (scores[i], candidates[i].priority, -i)) if scores else None
-    )
+    winner = max(scores, key=lambda i: (scores[i], candidates[i].priority, -i)) if scores else None
     if winner is not None and scores[winner] >= _EXACT_BONUS:
         return candidates[winner]
     closest = _closest_by_sound(language, text, candidates, spans)
@@ -183,8 +181,7 @@ def extract_slot(
         return text or None
     for choice, words in spec.choices.items():
         if any(
-            any(True for _ in language.find(normalized, language.normalize(word)))
-            for word in words
+            any(True for _ in language.find(normalized, language.normalize(word))) for word in words
         ):
             return choice
     return None  # the slot's default applies when the outcome is recorded

@@ -451,4 +451,3 @@ def _verifies(actions: Sequence[object]) -> bool:
         and _IDENTITY in action.record.fields
         for action in actions
     )
-

@@ -109,9 +109,7 @@ class English:
         scanner = SpanScanner(prepared, blank=" ")
         today = now.date()
         moment = earliest(scanner.scan(_LATER, lambda m: _later(m, now)))
-        clock = earliest(
-            scanner.scan(_CLOCK_MERIDIEM, _clock) + scanner.scan(_CLOCK_COLON, _clock)
-        )
+        clock = earliest(scanner.scan(_CLOCK_MERIDIEM, _clock) + scanner.scan(_CLOCK_COLON, _clock))
         day = earliest(
             scanner.scan(_NAMED_DAY, lambda m: _named_day(m, today))
             + scanner.scan(_IN_DAYS, lambda m: _in_days(m, today))
@@ -268,7 +266,7 @@ def _is_number_word(word: str) -> bool:
 
 
 def _names_a_day(tokens: list[str], i: int) -> bool:
-    """"the second", "May second", "second of May" are days; "wait a second" is not."""
+    """ "the second", "May second", "second of May" are days; "wait a second" is not."""
     before = tokens[i - 1] if i else ""
     after = tokens[i + 1] if i + 1 < len(tokens) else ""
     return before in ("the", "on") or before in _MONTH_NAMES or after == "of"
