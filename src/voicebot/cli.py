@@ -11,7 +11,6 @@ import contextlib
 import getpass
 import logging
 import signal
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from voicebot.cli_dialog import chat, dialog_app
+from voicebot.cli_twilio import twilio_app
 from voicebot.config import Settings
 from voicebot.db.session import require_sqlite_directory
 from voicebot.domain.types import Role
@@ -114,11 +114,14 @@ class LogLevelName(StrEnum):
     ERROR = "error"
 
 
-def _configure_logging(level: LogLevelName) -> None:
-    logging.basicConfig(
-        level=level.value.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+def _configure_logging(level: LogLevelName, settings: Settings | None = None) -> None:
+    """Plain text, or JSON lines (VOICEBOT_LOG_JSON) without numbers or the auth token."""
+    from voicebot.logs import configure_logging
+
+    configure_logging(
+        level.value,
+        json_lines=settings is not None and settings.log_json,
+        secrets=[] if settings is None else [settings.twilio_auth_token.get_secret_value()],
     )
 
 
@@ -140,7 +143,7 @@ def serve(
     from voicebot.app import create_app
 
     settings = load_settings()
-    _configure_logging(log_level)
+    _configure_logging(log_level, settings)
     with _user_errors(settings):
         _check_database(settings)
         application = create_app(settings, run_dialer=False if no_dialer else None)
@@ -152,6 +155,8 @@ def serve(
             # Webhook signatures use VOICEBOT_PUBLIC_BASE_URL, not forwarded headers; these only
             # make the access log show the real client behind a local proxy.
             proxy_headers=True,
+            # JSON logs: uvicorn's own loggers pass their records to ours.
+            log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
         )
 
 
@@ -162,7 +167,7 @@ def serve(
 )
 def dialer(log_level: LogLevel = LogLevelName.INFO) -> None:
     settings = load_settings()
-    _configure_logging(log_level)
+    _configure_logging(log_level, settings)
     with _user_errors(settings):
         _check_database(settings)
         asyncio.run(_run_dialer(settings))
@@ -245,15 +250,29 @@ async def _create_api_key(settings: Settings, role: Role, name: str) -> str:
 @app.command(
     help="Run the embedded default end to end and print what happened.\n\n"
     "A fresh SQLite file, the real HTTP server and dialer on a free local port, and the simulated "
-    "carrier calling back over HTTP; the demo drives it all through the /v1 API."
+    "carrier calling back over HTTP and talking over the media stream: scripted borrowers speak "
+    "(eSpeak NG), the bot hears them with Vosk and answers with pyttsx3. The ko-KR dialog by "
+    "default (its model installs offline); the demo drives it all through the /v1 API and prints "
+    "each conversation's transcript and outcomes."
 )
 def demo(
-    contacts: Annotated[int, typer.Option(min=1, max=1000, help="How many borrowers.")] = 20,
+    contacts: Annotated[int, typer.Option(min=1, max=1000, help="How many borrowers.")] = 10,
+    dialog: Annotated[
+        str,
+        typer.Option(
+            help="A dialog id in the dialogs folder, or a dialog file; its language needs a Vosk "
+            "model (VOICEBOT_VOSK_MODEL_<LANG>)."
+        ),
+    ] = "car_loan_followup.ko-KR",
+    speed: Annotated[
+        float,
+        typer.Option(min=0.5, max=10, help="The phones' clock against real time (1: real time)."),
+    ] = 3.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Progress to stderr; the last stdout line is JSON.")
     ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the demo's SQLite file.")] = False,
-    timeout: Annotated[float, typer.Option(min=5, help="Give up after this many seconds.")] = 50.0,
+    timeout: Annotated[float, typer.Option(min=5, help="Give up after this many seconds.")] = 120.0,
 ) -> None:
     from voicebot.demo import DemoError, DemoOptions, run_demo, summary_json
 
@@ -262,7 +281,9 @@ def demo(
     def say(line: str) -> None:
         typer.echo(line, err=as_json)
 
-    options = DemoOptions(contacts=contacts, keep=keep, timeout_seconds=timeout)
+    options = DemoOptions(
+        contacts=contacts, keep=keep, timeout_seconds=timeout, dialog=dialog, speed=speed
+    )
     with _user_errors():
         try:
             summary = asyncio.run(run_demo(options, say))
@@ -311,3 +332,5 @@ def _os_user() -> str:
 # Script authors' tools (voicebot.cli_dialog): `voicebot dialog check FILE…`, `voicebot chat`.
 app.add_typer(dialog_app, name="dialog")
 app.command("chat")(chat)
+# `voicebot twilio check|status|clear-alarm` (voicebot.cli_twilio).
+app.add_typer(twilio_app, name="twilio")

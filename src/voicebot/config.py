@@ -6,14 +6,17 @@ them at import time.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "simulated-auth-token"}
 
 
@@ -38,12 +41,24 @@ class Settings(BaseSettings):
     # checked against it, so behind a proxy it must be the public URL, not the local one.
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Only the simulated carrier ships so far; the Twilio adapter is the next milestone.
-    carrier: Literal["simulated"] = "simulated"
+    # "twilio" places real calls through Twilio's REST API; "simulated" plays them out locally.
+    carrier: Literal["simulated", "twilio"] = "simulated"
     # Webhook signatures (X-Twilio-Signature) are computed with this token; the simulated carrier
-    # signs its callbacks with it exactly as Twilio does.
-    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    # signs its callbacks with it exactly as Twilio does. A SecretStr: it never shows in a repr
+    # or a log line.
+    twilio_account_sid: str = Field(
+        default="AC00000000000000000000000000000000", pattern=r"^AC[0-9a-fA-F]{32}$"
+    )
     twilio_auth_token: SecretStr = SecretStr("simulated-auth-token")
+    # Caller numbers for campaigns that name none (E.164, comma-separated or a JSON list).
+    twilio_caller_numbers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, max_length=100
+    )
+    # Seconds one REST request to Twilio may take.
+    twilio_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A carrier that says "too many requests" (HTTP 429, 20429, 10004): the call-back is dialed
+    # again after this long, without counting as an attempt.
+    carrier_throttle_backoff_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     # Simulated carrier: seconds of ringing before the call is answered (or not), and an optional
     # JSON-lines file where it appends every dial it places (used by the concurrency tests).
@@ -82,6 +97,19 @@ class Settings(BaseSettings):
     import_max_rows: int = Field(default=100_000, ge=1)
     import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
+    # Notifications (voicebot.notifications): signed events to the configured endpoints, sent by
+    # a worker in the app; a failed delivery is retried after base·2^(n-1) seconds (at most the
+    # max) until it is give_up_hours old. Broken promises are looked for every sweep seconds.
+    notifications_enabled: bool = True
+    notification_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    notification_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    notification_retry_max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    notification_give_up_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    promise_sweep_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # Logs as JSON lines (one object per record, with the call id) instead of plain text.
+    log_json: bool = False
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -104,10 +132,45 @@ class Settings(BaseSettings):
             raise ValueError("VOICEBOT_PUBLIC_BASE_URL must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("twilio_caller_numbers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("twilio_caller_numbers")
+    @classmethod
+    def _e164_callers(cls, value: list[str]) -> list[str]:
+        for number in value:
+            if not _E164.fullmatch(number):
+                raise ValueError(
+                    f"VOICEBOT_TWILIO_CALLER_NUMBERS: {number!r} is not an E.164 number "
+                    "(+<country code><number>)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _twilio_needs_real_credentials(self) -> Settings:
+        if self.carrier != "twilio":
+            return self
+        if self.twilio_auth_token.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("VOICEBOT_CARRIER=twilio needs VOICEBOT_TWILIO_AUTH_TOKEN")
+        if self.twilio_account_sid == "AC" + "0" * 32:
+            raise ValueError("VOICEBOT_CARRIER=twilio needs VOICEBOT_TWILIO_ACCOUNT_SID")
+        return self
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment != "production":
             return self
+        if self.carrier == "twilio" and not self.public_base_url.startswith("https://"):
+            raise ValueError(
+                "VOICEBOT_PUBLIC_BASE_URL must be https:// in production: Twilio's media "
+                "streams need wss://"
+            )
         if self.twilio_auth_token.get_secret_value().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError(
                 "VOICEBOT_TWILIO_AUTH_TOKEN must be set to the real token in production"

@@ -25,9 +25,11 @@ from tests.integration.calls_support import (
 from voicebot.app import create_app
 from voicebot.calls.tokens import check_stream_token
 from voicebot.db.models import Call
+from voicebot.dialog import check_dialog
 from voicebot.telephony.signatures import SIGNATURE_HEADER, TwilioSignature
 
 SID = "CA" + "1f" * 16
+DIALOGS = Path(__file__).resolve().parents[2] / "dialogs"
 
 
 def _app(db_url: str, **overrides: Any) -> Callable[[str], FastAPI]:
@@ -89,6 +91,27 @@ async def test_a_dialog_that_cannot_load_hangs_up_and_is_recorded(
         call = await session.get(Call, call_id)
     assert call is not None and call.stream_error is not None
     assert call.stream_error.startswith("dialog_unavailable: no dialog 'missing.ko-KR'")
+
+
+async def test_a_bad_dialog_is_refused_at_load_with_the_dialog_check_message(
+    db_url: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    shipped = DIALOGS / "car_loan_followup.ko-KR.yaml"
+    broken = tmp_path / "broken.ko-KR.yaml"
+    text = shipped.read_text(encoding="utf-8").replace("goto: no_response", "goto: nowhere", 1)
+    broken.write_text(text, encoding="utf-8")
+    checked = check_dialog(broken)
+    assert checked  # what `voicebot dialog check` prints, one line per problem
+    call_id = await seed_call(
+        sessionmaker, e164="+821012340004", carrier_sid=SID, dialog_id="broken.ko-KR"
+    )
+    async with serve(_app(db_url, dialogs_dir=str(tmp_path))) as base:
+        response, stream = await answer(base, call_id, SID)
+    assert response.status_code == 200 and stream.url is None
+    async with sessionmaker() as session:
+        call = await session.get(Call, call_id)
+    assert call is not None
+    assert call.stream_error == "dialog_unavailable: " + "\n".join(str(e) for e in checked)
 
 
 async def _post_signed(base: str, path: str, call_sid: str) -> httpx.Response:

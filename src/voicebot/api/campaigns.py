@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -31,8 +31,11 @@ from voicebot.db.campaigns import (
     name_taken,
 )
 from voicebot.db.models import Campaign
+from voicebot.dialer.lifecycle import cancel_at_carrier, unanswered_call_sids
+from voicebot.dialer.refusals import open_alarm
 from voicebot.domain.campaigns import CampaignAction, InvalidTransition, is_editable, transition
 from voicebot.domain.types import CampaignStatus
+from voicebot.telephony.carrier import Carrier
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=documented(401, 403))
 
@@ -59,6 +62,12 @@ def campaign_out(campaign: Campaign) -> CampaignOut:
         switch_number_after=campaign.switch_number_after,
         concurrency_limit=campaign.concurrency_limit,
         caller_numbers=list(campaign.caller_numbers or []),
+        caller_id_mode=campaign.caller_id_mode,
+        ring_timeout_seconds=campaign.ring_timeout_seconds,
+        time_limit_seconds=campaign.time_limit_seconds,
+        machine_detection=campaign.machine_detection,
+        machine_action=campaign.machine_action,
+        record_calls=campaign.record_calls,
         created_at=campaign.created_at,
         updated_at=campaign.updated_at,
         started_at=campaign.started_at,
@@ -83,6 +92,12 @@ def _columns(body: CampaignCreate) -> dict[str, Any]:
         "switch_number_after": body.switch_number_after,
         "concurrency_limit": body.concurrency_limit,
         "caller_numbers": list(body.caller_numbers),
+        "caller_id_mode": body.caller_id_mode.value,
+        "ring_timeout_seconds": body.ring_timeout_seconds,
+        "time_limit_seconds": body.time_limit_seconds,
+        "machine_detection": body.machine_detection.value,
+        "machine_action": body.machine_action.value,
+        "record_calls": body.record_calls,
     }
 
 
@@ -199,14 +214,30 @@ async def update_campaign(
 
 
 async def _change_state(
-    session: AsyncSession, campaign_id: int, action: CampaignAction, principal: Principal
+    session: AsyncSession,
+    campaign_id: int,
+    action: CampaignAction,
+    principal: Principal,
+    carrier: Carrier | None = None,
 ) -> CampaignOut:
+    """Apply ``action``. Pausing or cancelling also cancels, at ``carrier``, the campaign's calls
+    still queued or ringing (answered ones finish)."""
     campaign = await _load(session, campaign_id, lock=True)
     before = CampaignStatus(campaign.status)
     try:
         after = transition(before, action)
     except InvalidTransition as exc:
         raise api_error(409, "invalid_transition", exc.reason, status=before.value) from None
+    if after is CampaignStatus.RUNNING and (alarm := await open_alarm(session)) is not None:
+        raise api_error(
+            409,
+            "carrier_alarm",
+            f"dialing is stopped: the carrier refused this service (code {alarm.code}, "
+            f"{alarm.raised_at:%Y-%m-%d %H:%M} UTC); fix the credentials or caller numbers and "
+            "clear the alarm (voicebot twilio clear-alarm) first",
+            status=before.value,
+            carrier_error=alarm.code,
+        )
     now = datetime.now(UTC)
     details: dict[str, Any] = {"from": before.value, "to": after.value}
     campaign.status = after.value
@@ -217,6 +248,10 @@ async def _change_state(
         campaign.finished_at = now
     if after is CampaignStatus.CANCELLED:
         details["callbacks_cancelled"] = await cancel_callbacks(session, campaign.id, now=now)
+    ringing: list[str] = []
+    if after in (CampaignStatus.PAUSED, CampaignStatus.CANCELLED):
+        ringing = await unanswered_call_sids(session, campaign.id)
+        details["calls_cancelled"] = len(ringing)
     audit.record(
         session,
         actor=principal.actor,
@@ -227,7 +262,10 @@ async def _change_state(
         now=now,
     )
     await session.commit()
-    return campaign_out(campaign)
+    out = campaign_out(campaign)
+    if ringing and carrier is not None:
+        await cancel_at_carrier(carrier, ringing)
+    return out
 
 
 _TRANSITION_RESPONSES = documented(404, 409)
@@ -240,9 +278,14 @@ async def start(campaign_id: int, principal: Operator, session: SessionDep) -> C
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)
-async def pause(campaign_id: int, principal: Operator, session: SessionDep) -> CampaignOut:
-    """running → paused: no new dials; calls in progress finish."""
-    return await _change_state(session, campaign_id, CampaignAction.PAUSE, principal)
+async def pause(
+    campaign_id: int, principal: Operator, session: SessionDep, request: Request
+) -> CampaignOut:
+    """running → paused: no new dials; calls still queued or ringing are cancelled at the
+    carrier; calls in progress finish."""
+    return await _change_state(
+        session, campaign_id, CampaignAction.PAUSE, principal, request.app.state.carrier
+    )
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)
@@ -252,10 +295,14 @@ async def resume(campaign_id: int, principal: Operator, session: SessionDep) -> 
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)
-async def cancel(campaign_id: int, principal: Operator, session: SessionDep) -> CampaignOut:
-    """Ends the campaign for good: pending and claimed call-backs are cancelled; calls already
-    dialed finish normally."""
-    return await _change_state(session, campaign_id, CampaignAction.CANCEL, principal)
+async def cancel(
+    campaign_id: int, principal: Operator, session: SessionDep, request: Request
+) -> CampaignOut:
+    """Ends the campaign for good: pending and claimed call-backs are cancelled, and so are, at
+    the carrier, calls still queued or ringing; calls in progress finish normally."""
+    return await _change_state(
+        session, campaign_id, CampaignAction.CANCEL, principal, request.app.state.carrier
+    )
 
 
 @router.get("/{campaign_id}/progress", response_model=Progress, responses=documented(404))

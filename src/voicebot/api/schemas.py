@@ -22,7 +22,14 @@ from pydantic import (
     model_validator,
 )
 
-from voicebot.domain.campaigns import campaign_rules, check_dialog_id
+from voicebot.domain.campaigns import (
+    CallerIdMode,
+    MachineAction,
+    MachineDetection,
+    campaign_rules,
+    check_dialog_id,
+    check_machine_settings,
+)
 from voicebot.domain.phones import InvalidPhoneNumber, parse_phone
 
 
@@ -87,9 +94,33 @@ class CampaignSettings(BaseModel):
     switch_number_after: int = Field(2, ge=1, le=100)
     concurrency_limit: int = Field(10, ge=1, le=10_000, description="Live calls at once")
     caller_numbers: list[CallerNumber] = Field(default_factory=list, max_length=100)
+    caller_id_mode: CallerIdMode = Field(
+        CallerIdMode.ROTATE,
+        description="rotate: the caller numbers in turn; region: the one sharing the borrower's "
+        "country and area code",
+    )
+    ring_timeout_seconds: int = Field(
+        30, ge=5, le=600, description="Ringing before a call ends as no-answer"
+    )
+    time_limit_seconds: int = Field(
+        1800, ge=60, le=14_400, description="The carrier ends any call longer than this"
+    )
+    machine_detection: MachineDetection = Field(
+        MachineDetection.OFF,
+        description="Answering-machine detection (asynchronous): off, Enable, DetectMessageEnd",
+    )
+    machine_action: MachineAction = Field(
+        MachineAction.HANG_UP,
+        description="On an answering machine: hang_up, or leave_message (the dialog's voicemail, "
+        "after the beep: needs DetectMessageEnd)",
+    )
+    record_calls: bool = Field(
+        False, description="Record calls at the carrier (the dialog's recording notice plays first)"
+    )
 
     @model_validator(mode="after")
     def _rules_hold(self) -> CampaignSettings:
+        check_machine_settings(self.machine_detection, self.machine_action)
         window = self.calling_window
         campaign_rules(
             window_start=window.start,
@@ -137,6 +168,12 @@ class CampaignUpdate(BaseModel):
     switch_number_after: Any = None
     concurrency_limit: Any = None
     caller_numbers: Any = None
+    caller_id_mode: Any = None
+    ring_timeout_seconds: Any = None
+    time_limit_seconds: Any = None
+    machine_detection: Any = None
+    machine_action: Any = None
+    record_calls: Any = None
 
 
 class CampaignOut(BaseModel):
@@ -154,6 +191,12 @@ class CampaignOut(BaseModel):
     switch_number_after: int
     concurrency_limit: int
     caller_numbers: list[str]
+    caller_id_mode: str
+    ring_timeout_seconds: int
+    time_limit_seconds: int
+    machine_detection: str
+    machine_action: str
+    record_calls: bool
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None

@@ -1,4 +1,5 @@
-"""Twilio webhooks: call status callbacks, signed with X-Twilio-Signature.
+"""Twilio webhooks: call status, answering-machine results and recordings, signed with
+X-Twilio-Signature (checked against ``VOICEBOT_PUBLIC_BASE_URL``, so it holds behind a proxy).
 
 Twilio retries a callback it could not deliver and sends some events twice or out of order, so
 every accepted event answers 200 — a repeat, or one for a call this service does not know, is
@@ -17,9 +18,31 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from voicebot.api.deps import SessionDep, SettingsDep
+from voicebot.calls import records
+from voicebot.calls.dialogs import DialogNotFound
+from voicebot.calls.services import CallServices
 from voicebot.config import Settings
-from voicebot.dialer.lifecycle import StatusEvent, record_status_event
+from voicebot.dialer.lifecycle import (
+    MachineAnswered,
+    MachineEvent,
+    RecordingEvent,
+    StatusEvent,
+    record_machine_event,
+    record_recording_event,
+    record_status_event,
+)
+from voicebot.dialog import (
+    CallStarted,
+    ContactDataError,
+    DialogInvalid,
+    Say,
+    context_for,
+    new_call,
+    step,
+)
+from voicebot.domain.campaigns import MachineAction
 from voicebot.domain.types import CallStatus
+from voicebot.telephony.carrier import Carrier, CarrierError
 from voicebot.telephony.signatures import SIGNATURE_HEADER, FormParams, TwilioSignature, public_url
 
 log = logging.getLogger(__name__)
@@ -61,6 +84,160 @@ async def twilio_status(request: Request, session: SessionDep, settings: Setting
         "" if stored else " (repeat, ignored)",
     )
     return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+_WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/xml": {}}, "description": "Accepted (also for a repeat)"},
+    400: {"description": "A required field is missing or malformed"},
+    403: {"description": "X-Twilio-Signature missing or wrong"},
+    413: {"description": "The body is larger than a callback can be"},
+    415: {"description": "The body is not application/x-www-form-urlencoded"},
+}
+ANSWERED_BY_VALUES = frozenset(
+    {
+        "human",
+        "machine_start",
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_other",
+        "fax",
+        "unknown",
+    }
+)
+
+
+@router.post(
+    "/amd",
+    summary="Twilio asynchronous answering-machine detection result",
+    response_class=Response,
+    responses=_WEBHOOK_RESPONSES,
+)
+async def twilio_amd(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Stores who answered; for a machine on a live call, does what the campaign says: hang up,
+    or leave the dialog's voicemail message (which never mentions the debt)."""
+    pairs = await read_form(request)
+    check_signature(request, FormParams(pairs), settings)
+    event = parse_machine_event(dict(pairs), request.query_params.get("call_id"))
+    answered = await record_machine_event(session, event, now=datetime.now(UTC))
+    log.info("AMD %s for %s (call %s)", event.answered_by, event.call_sid, event.call_id)
+    if answered is not None:
+        await _handle_machine(request, answered)
+    return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post(
+    "/recording",
+    summary="Twilio recording status callback",
+    response_class=Response,
+    responses=_WEBHOOK_RESPONSES,
+)
+async def twilio_recording(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """A finished recording's sid, URL and duration go on its call."""
+    pairs = await read_form(request)
+    check_signature(request, FormParams(pairs), settings)
+    event = parse_recording_event(dict(pairs), request.query_params.get("call_id"))
+    stored = await record_recording_event(session, event, now=datetime.now(UTC))
+    log.info(
+        "recording %s %s for %s%s",
+        event.recording_sid,
+        event.recording_status,
+        event.call_sid,
+        "" if stored else " (repeat, ignored)",
+    )
+    return Response(content=EMPTY_TWIML, media_type="text/xml")
+
+
+async def _handle_machine(request: Request, answered: MachineAnswered) -> None:
+    """Hang up, or replace the call's TwiML with the voicemail message and a hang-up. A carrier
+    failure is logged: the event is stored, and the call still ends (Twilio's time limit)."""
+    carrier: Carrier = request.app.state.carrier
+    try:
+        if answered.action is MachineAction.LEAVE_MESSAGE:
+            message = await _voicemail(request, answered)
+            if message is not None:
+                await carrier.leave_message(answered.carrier_sid, *message)
+                return
+        await carrier.hang_up(answered.carrier_sid)
+    except CarrierError as exc:
+        log.error(
+            "call %s: the carrier refused to end the machine-answered call (code %s)",
+            answered.call_id,
+            exc.code,
+        )
+
+
+async def _voicemail(request: Request, answered: MachineAnswered) -> tuple[str, str] | None:
+    """(text, language) of the dialog's voicemail for this call's borrower, rendered by the
+    dialog engine itself; None (and the call is hung up) when the dialog cannot be used."""
+    services: CallServices = request.app.state.calls
+    try:
+        dialog = await services.dialogs.get(answered.dialog_id)
+        async with services.sessionmaker() as session:
+            setup = await records.load_setup(session, answered.call_id)
+        if setup is None:
+            return None
+        context = context_for(dialog.script, setup.contact)
+    except (DialogNotFound, DialogInvalid, ContactDataError) as exc:
+        log.error("call %s: no voicemail message (%s); hanging up", answered.call_id, exc)
+        return None
+    _, actions = step(
+        new_call(dialog, context), CallStarted(at=datetime.now(UTC), answered_by="machine")
+    )
+    text = " ".join(action.text for action in actions if isinstance(action, Say))
+    return (text, dialog.script.language) if text else None
+
+
+def parse_machine_event(fields: Mapping[str, str], call_id: str | None) -> MachineEvent:
+    call_sid = _call_sid(fields)
+    answered_by = fields.get("AnsweredBy", "").strip()
+    if not answered_by:
+        raise _bad_field("AnsweredBy", "is required")
+    if answered_by not in ANSWERED_BY_VALUES:
+        raise _bad_field("AnsweredBy", f"{answered_by!r} is not a Twilio AnsweredBy value")
+    return MachineEvent(
+        call_sid=call_sid,
+        answered_by=answered_by,
+        call_id=_optional_int("call_id", call_id),
+        detection_ms=_optional_int(
+            "MachineDetectionDuration", fields.get("MachineDetectionDuration")
+        ),
+        payload=dict(fields),
+    )
+
+
+def parse_recording_event(fields: Mapping[str, str], call_id: str | None) -> RecordingEvent:
+    call_sid = _call_sid(fields)
+    recording_sid = fields.get("RecordingSid", "").strip()
+    if not recording_sid:
+        raise _bad_field("RecordingSid", "is required")
+    if len(recording_sid) > 64:
+        raise _bad_field("RecordingSid", "is longer than 64 characters")
+    recording_status = fields.get("RecordingStatus", "").strip()
+    if not recording_status:
+        raise _bad_field("RecordingStatus", "is required")
+    url = fields.get("RecordingUrl", "").strip() or None
+    if url is not None and not url.startswith("https://"):
+        raise _bad_field("RecordingUrl", "must be an https:// URL")
+    return RecordingEvent(
+        call_sid=call_sid,
+        recording_sid=recording_sid,
+        recording_status=recording_status,
+        call_id=_optional_int("call_id", call_id),
+        recording_url=url,
+        duration_seconds=_optional_int("RecordingDuration", fields.get("RecordingDuration")),
+        payload=dict(fields),
+    )
+
+
+def _call_sid(fields: Mapping[str, str]) -> str:
+    call_sid = fields.get("CallSid", "").strip()
+    if not call_sid:
+        raise _bad_field("CallSid", "is required")
+    if len(call_sid) > 64:
+        raise _bad_field("CallSid", "is longer than 64 characters")
+    return call_sid
 
 
 async def read_form(request: Request) -> list[tuple[str, str]]:
@@ -120,11 +297,7 @@ def check_signature(request: Request, params: FormParams, settings: Settings) ->
 
 def parse_status_event(fields: Mapping[str, str], call_id: str | None) -> StatusEvent:
     """Read a status callback's form; 400 naming the field when one is missing or malformed."""
-    call_sid = fields.get("CallSid", "").strip()
-    if not call_sid:
-        raise _bad_field("CallSid", "is required")
-    if len(call_sid) > 64:
-        raise _bad_field("CallSid", "is longer than 64 characters")
+    call_sid = _call_sid(fields)
     call_status = fields.get("CallStatus", "").strip()
     if not call_status:
         raise _bad_field("CallStatus", "is required")

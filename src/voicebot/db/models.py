@@ -69,6 +69,28 @@ class Campaign(Base):
     # a call's final status is recorded, so the concurrency limit holds across dialer processes.
     live_calls: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     caller_numbers: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    # How a dial picks its caller number: "rotate" through the pool, or "region" (the number
+    # sharing the borrower's country and area code, else the next in turn).
+    caller_id_mode: Mapped[str] = mapped_column(
+        String(16), default="rotate", server_default=text("'rotate'")
+    )
+
+    # The carrier side of a call (see voicebot.telephony.carrier.CallOptions): seconds of ringing
+    # before no-answer, the longest call, answering-machine detection ("off", "Enable",
+    # "DetectMessageEnd") and what to do on a machine ("hang_up" or "leave_message"), recording.
+    ring_timeout_seconds: Mapped[int] = mapped_column(
+        Integer, default=30, server_default=text("30")
+    )
+    time_limit_seconds: Mapped[int] = mapped_column(
+        Integer, default=1800, server_default=text("1800")
+    )
+    machine_detection: Mapped[str] = mapped_column(
+        String(24), default="off", server_default=text("'off'")
+    )
+    machine_action: Mapped[str] = mapped_column(
+        String(16), default="hang_up", server_default=text("'hang_up'")
+    )
+    record_calls: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_now_default())
@@ -221,6 +243,10 @@ class Call(Base):
     stream_sid: Mapped[str | None] = mapped_column(String(64))
     end_state: Mapped[str | None] = mapped_column(String(64))
     stream_error: Mapped[str | None] = mapped_column(Text)
+    # The carrier's recording of the call, once its recording-status callback said it is ready.
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_url: Mapped[str | None] = mapped_column(Text)
+    recording_duration_seconds: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -239,6 +265,21 @@ class CarrierEvent(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CarrierAlarm(Base):
+    """The carrier refused this service itself (bad credentials, a suspended account): dialing
+    stops until an operator clears the alarm. An open alarm has no ``cleared_at``."""
+
+    __tablename__ = "carrier_alarms"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str | None] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class Outcome(Base):
@@ -329,3 +370,144 @@ class TranscriptTurn(Base):
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)  # a prompt cut by barge-in
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- Results over HTTP: payments and promise follow-up, notifications (issue 5) ---------------
+
+
+class Payment(Base):
+    """A repayment the lender received, matched to promises by loan id."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_loan_id_paid_on", "loan_id", "paid_on"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    loan_id: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    paid_on: Mapped[date] = mapped_column(Date)
+    # The lender's own id for the payment: sending it again is a no-op, not a second payment.
+    reference: Mapped[str | None] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # api | csv
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PromisePolicy(Base):
+    """How a campaign follows up its promises to pay (no row: no follow-up, no grace)."""
+
+    __tablename__ = "promise_policies"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    grace_days: Mapped[int] = mapped_column(Integer, default=0)
+    follow_up_broken: Mapped[bool] = mapped_column(Boolean, default=True)
+    follow_up_delay_hours: Mapped[int] = mapped_column(Integer, default=24)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PromiseCheck(Base):
+    """A promise to pay, judged against the payments: kept, partly kept or broken."""
+
+    __tablename__ = "promise_checks"
+
+    outcome_id: Mapped[int] = mapped_column(
+        ForeignKey("outcomes.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    paid_amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    follow_up_callback_id: Mapped[int | None] = mapped_column(
+        ForeignKey("callbacks.id", ondelete="SET NULL")
+    )
+
+
+class NotificationEndpoint(Base):
+    """A URL that receives signed JSON events; ``secret`` is the HMAC-SHA256 key."""
+
+    __tablename__ = "notification_endpoints"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    event_types: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationEvent(Base):
+    """The outbox: an event to send, written in the transaction that caused it."""
+
+    __tablename__ = "notification_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # What caused it ("outcome:17", "promise:17:broken"): the same cause never makes two events.
+    source_key: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    contact_id: Mapped[int | None] = mapped_column(BigIntPK, nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NotificationDelivery(Base):
+    """One event to one endpoint: retried with back-off until the endpoint answers 2xx."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_id"),
+        Index(
+            "ix_notification_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # A contact's events go out in order: only its oldest pending one is sent.
+        Index(
+            "ix_notification_deliveries_order",
+            "endpoint_id",
+            "contact_key",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("notification_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("notification_endpoints.id", ondelete="CASCADE")
+    )
+    contact_key: Mapped[int] = mapped_column(BigIntPK)  # the contact's id, 0 for none
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxCursor(Base):
+    """How far a scan of a source table (e.g. outcomes) has turned rows into events."""
+
+    __tablename__ = "outbox_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigIntPK)
+
+
+# Analysts' reads of calls (voicebot.db.results, voicebot.db.reports): a campaign's or a
+# borrower's calls newest first, walked backwards from the end of the index and stopped at a
+# page's LIMIT. On PostgreSQL the campaign's index also carries what the filters and the
+# campaign report read, so neither visits the table for the rows it passes over.
+Index(
+    "ix_calls_campaign_id_id",
+    Call.campaign_id,
+    Call.id,
+    postgresql_include=["created_at", "disposition", "contact_id", "conversed", "duration_seconds"],
+)
+Index("ix_calls_contact_id_id", Call.contact_id, Call.id)
+# A campaign report folds its outcomes per call from this index alone.
+Index("ix_outcomes_campaign_id_type_call_id", Outcome.campaign_id, Outcome.type, Outcome.call_id)

@@ -19,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.models import Call, Campaign, Contact, ContactPhone, DoNotCall
+from voicebot.dialer.call_options import call_options_for
 from voicebot.dialer.queue import ClaimedCallBack, in_list, is_postgres
 from voicebot.dialer.rules import rules_for
 from voicebot.domain.compliance import (
@@ -33,6 +34,7 @@ from voicebot.domain.compliance import (
 from voicebot.domain.phones import PhoneNumber, time_zone_for
 from voicebot.domain.retry import PhoneState, RetryRules, choose_phone
 from voicebot.domain.types import CampaignStatus, PhoneStatus
+from voicebot.telephony.carrier import CallOptions
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class CampaignView:
     concurrency_limit: int
     live_calls: int
     caller_numbers: tuple[str, ...]
+    call_options: CallOptions = field(default_factory=CallOptions)
+    caller_id_mode: str = "rotate"
 
 
 class Dialable(NamedTuple):
@@ -105,6 +109,8 @@ async def load_campaigns(session: AsyncSession, ids: Iterable[int]) -> dict[int,
             concurrency_limit=campaign.concurrency_limit,
             live_calls=campaign.live_calls,
             caller_numbers=tuple(campaign.caller_numbers or ()),
+            call_options=call_options_for(campaign),
+            caller_id_mode=campaign.caller_id_mode,
         )
     return views
 

@@ -12,19 +12,22 @@ asked for) gets no retry on top of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voicebot import metrics
 from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPhone, DoNotCall
+from voicebot.dialer.optout import opt_out
 from voicebot.dialer.rules import rules_for
-from voicebot.domain.campaigns import FINISHED
+from voicebot.domain.campaigns import FINISHED, MachineAction
 from voicebot.domain.compliance import ComplianceRules
 from voicebot.domain.retry import (
     PhoneState,
@@ -42,6 +45,7 @@ from voicebot.domain.types import (
     Disposition,
     PhoneStatus,
 )
+from voicebot.telephony.carrier import Carrier, CarrierError, RefusalKind, refusal_kind
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +71,143 @@ class StatusEvent:
     sequence_number: int | None = None
     payload: Mapping[str, str] = field(default_factory=dict)
 
+    kind: ClassVar[str] = "status"
+
     @property
     def dedupe_key(self) -> str:
         """Twilio repeats a callback with the same CallSid, CallStatus and SequenceNumber."""
         sequence = "" if self.sequence_number is None else str(self.sequence_number)
         return f"status:{self.call_sid}:{self.call_status}:{sequence}"
+
+
+@dataclass(frozen=True, slots=True)
+class MachineEvent:
+    """The asynchronous answering-machine result (one per call): who or what answered."""
+
+    call_sid: str
+    answered_by: str
+    call_id: int | None = None
+    detection_ms: int | None = None
+    payload: Mapping[str, str] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "amd"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"amd:{self.call_sid}"
+
+    @property
+    def is_machine(self) -> bool:
+        return is_machine(self.answered_by)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingEvent:
+    """A recording-status callback: the recording is ``completed`` (ready), ``absent``, …"""
+
+    call_sid: str
+    recording_sid: str
+    recording_status: str
+    call_id: int | None = None
+    recording_url: str | None = None
+    duration_seconds: int | None = None
+    payload: Mapping[str, str] = field(default_factory=dict)
+
+    kind: ClassVar[str] = "recording"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"recording:{self.recording_sid}:{self.recording_status}"
+
+
+def is_machine(answered_by: str | None) -> bool:
+    """Twilio's AnsweredBy for an answering machine or a fax (machine_start, machine_end_*)."""
+    if not answered_by:
+        return False
+    return answered_by.startswith("machine") or answered_by == "fax"
+
+
+@dataclass(frozen=True, slots=True)
+class MachineAnswered:
+    """A live call an answering machine picked up, and what its campaign does about it."""
+
+    call_id: int
+    carrier_sid: str
+    action: MachineAction
+    dialog_id: str
+
+
+async def record_machine_event(
+    session: AsyncSession, event: MachineEvent, *, now: datetime
+) -> MachineAnswered | None:
+    """Store the AMD result on the call; commits. When a machine answered a call still live,
+    returns what the campaign wants done (hang up, or leave the voicemail message); None for a
+    person, a repeat, an unknown call, or a call that has already ended.
+
+    A result arriving after the call's end (reordering) still corrects its disposition: a
+    'conversation' with a machine becomes ``voicemail``, and the retry rules apply to it.
+    """
+    call = await _lock_call(session, call_id=event.call_id, call_sid=event.call_sid, now=now)
+    stored = await _store_event(session, event, call_id=None if call is None else call.id, now=now)
+    if not stored:
+        await session.rollback()
+        return None
+    if call is None:
+        log.warning("AMD result for an unknown call (sid %s)", event.call_sid)
+        await session.commit()
+        return None
+    if call.carrier_sid is None:
+        call.carrier_sid = event.call_sid
+    call.answered_by = event.answered_by[:32]
+    answered: MachineAnswered | None = None
+    if CallStatus(call.status).is_final:
+        await _correct_disposition(session, call, now=now)
+    elif event.is_machine:
+        campaign = await session.get(Campaign, call.campaign_id)
+        if campaign is not None:
+            answered = MachineAnswered(
+                call_id=call.id,
+                carrier_sid=event.call_sid,
+                action=MachineAction(campaign.machine_action),
+                dialog_id=campaign.dialog_id,
+            )
+    await session.commit()
+    return answered
+
+
+async def _correct_disposition(session: AsyncSession, call: Call, *, now: datetime) -> None:
+    """A machine turned out to be what answered a call already ended as a conversation."""
+    if not is_machine(call.answered_by):
+        return
+    if call.disposition not in (Disposition.ANSWERED.value, Disposition.HUNG_UP.value):
+        return
+    campaign = await session.get(Campaign, call.campaign_id, populate_existing=True)
+    assert campaign is not None
+    _, retry = _rules(campaign)
+    call.disposition = Disposition.VOICEMAIL.value
+    call.conversed = False
+    log.info("call %s: the AMD result came after its end; disposition now voicemail", call.id)
+    await _schedule_retry(session, call, campaign, retry, Disposition.VOICEMAIL, now=now)
+
+
+async def record_recording_event(
+    session: AsyncSession, event: RecordingEvent, *, now: datetime
+) -> bool:
+    """Store a recording-status callback; a ``completed`` recording's sid, URL and duration go
+    on the call. Commits; False for a repeat."""
+    call = await _lock_call(session, call_id=event.call_id, call_sid=event.call_sid, now=now)
+    stored = await _store_event(session, event, call_id=None if call is None else call.id, now=now)
+    if not stored:
+        await session.rollback()
+        return False
+    if call is None:
+        log.warning("recording for an unknown call (sid %s)", event.call_sid)
+    elif event.recording_status == "completed":
+        call.recording_sid = event.recording_sid[:64]
+        call.recording_url = event.recording_url
+        call.recording_duration_seconds = event.duration_seconds
+    await session.commit()
+    return True
 
 
 async def record_status_event(session: AsyncSession, event: StatusEvent, *, now: datetime) -> bool:
@@ -89,6 +225,7 @@ async def record_status_event(session: AsyncSession, event: StatusEvent, *, now:
     else:
         await _apply(session, call, event, now=now)
     await session.commit()
+    metrics.CALL_STATUS_EVENTS.labels(status=event.call_status).inc()
     return True
 
 
@@ -99,19 +236,79 @@ async def fail_call(
     error_code: str | None,
     error_message: str | None,
     now: datetime,
+    disposition: Disposition | None = None,
 ) -> bool:
     """End a call as failed without a carrier event (the carrier refused it, or its dialer died
     before dialing); commits. False when the call had already ended."""
-    call = await _lock_call(session, call_id=call_id, call_sid=None, now=now)
-    if call is None or CallStatus(call.status).is_final:
+    ended = await end_unplaced_call(
+        session,
+        call_id,
+        error_code=error_code,
+        error_message=error_message,
+        now=now,
+        disposition=disposition,
+    )
+    if ended is None:
         await session.rollback()
         return False
+    await session.commit()
+    return True
+
+
+async def end_unplaced_call(
+    session: AsyncSession,
+    call_id: int,
+    *,
+    error_code: str | None,
+    error_message: str | None,
+    now: datetime,
+    disposition: Disposition | None = None,
+) -> Call | None:
+    """:func:`fail_call` without the commit: the ended call, or None when it had already ended.
+    ``disposition`` overrides the one the error code implies (e.g. an opt-out at the carrier)."""
+    call = await _lock_call(session, call_id=call_id, call_sid=None, now=now)
+    if call is None or CallStatus(call.status).is_final:
+        return None
     call.status = CallStatus.FAILED.value
     call.error_code = None if error_code is None else error_code[:16]
     call.error_message = error_message
-    await _finish(session, call, error_code=error_code, now=now)
-    await session.commit()
-    return True
+    await _finish(session, call, error_code=error_code, now=now, disposition=disposition)
+    return call
+
+
+async def requeue_unplaced_call(
+    session: AsyncSession, call_id: int, *, due_at: datetime, reason: str, now: datetime
+) -> int | None:
+    """Undo a dial the carrier never placed (it was throttled, or refused this service): the
+    call's row goes, its call-back is pending again, due at ``due_at``, with the same attempt, so
+    nothing counts against the borrower's caps. Returns the call-back's id, None when the call
+    is not an unplaced one. The caller commits."""
+    call = await _lock_call(session, call_id=call_id, call_sid=None, now=now)
+    if call is None or call.status != CallStatus.INITIATING.value or call.carrier_sid:
+        return None
+    callback_id = call.callback_id
+    await session.execute(
+        update(CallBack)
+        .where(CallBack.id == callback_id)
+        .values(
+            status=CallBackStatus.PENDING.value,
+            due_at=due_at,
+            lease_expires_at=None,
+            claimed_by=None,
+            deferred_reason=reason[:64],
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Campaign)
+        .where(Campaign.id == call.campaign_id)
+        .values(live_calls=case((Campaign.live_calls > 0, Campaign.live_calls - 1), else_=0))
+        .execution_options(synchronize_session=False)
+    )
+    await session.delete(call)
+    await session.flush()
+    return callback_id
 
 
 async def schedule_callback(
@@ -165,6 +362,43 @@ async def schedule_callback(
     return callback.id
 
 
+UNANSWERED_STATUSES = (
+    CallStatus.QUEUED.value,
+    CallStatus.INITIATED.value,
+    CallStatus.RINGING.value,
+)
+
+
+async def unanswered_call_sids(session: AsyncSession, campaign_id: int) -> list[str]:
+    """Carrier sids of the campaign's calls still queued or ringing."""
+    return list(
+        await session.scalars(
+            select(Call.carrier_sid).where(
+                Call.campaign_id == campaign_id,
+                Call.status.in_(UNANSWERED_STATUSES),
+                Call.carrier_sid.is_not(None),
+            )
+        )
+    )
+
+
+async def cancel_at_carrier(carrier: Carrier, sids: Sequence[str]) -> int:
+    """Cancel queued or ringing calls at the carrier, a few requests at a time; returns how many
+    the carrier accepted. Their final status arrives through the status webhook as usual."""
+    limit = asyncio.Semaphore(8)
+
+    async def cancel(sid: str) -> bool:
+        async with limit:
+            try:
+                await carrier.cancel(sid)
+            except CarrierError as exc:
+                log.warning("cancelling %s at the carrier failed (code %s)", sid, exc.code)
+                return False
+            return True
+
+    return sum(await asyncio.gather(*(cancel(sid) for sid in sids)))
+
+
 async def _lock_call(
     session: AsyncSession, *, call_id: int | None, call_sid: str | None, now: datetime
 ) -> Call | None:
@@ -197,7 +431,11 @@ async def _touch(session: AsyncSession, condition: Any, now: datetime) -> Call |
 
 
 async def _store_event(
-    session: AsyncSession, event: StatusEvent, *, call_id: int | None, now: datetime
+    session: AsyncSession,
+    event: StatusEvent | MachineEvent | RecordingEvent,
+    *,
+    call_id: int | None,
+    now: datetime,
 ) -> bool:
     insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     statement = (
@@ -205,7 +443,7 @@ async def _store_event(
         .values(
             dedupe_key=event.dedupe_key[:200],
             call_sid=event.call_sid[:64],
-            kind="status",
+            kind=event.kind,
             call_id=call_id,
             payload=dict(event.payload),
             received_at=now,
@@ -241,17 +479,38 @@ async def _apply(session: AsyncSession, call: Call, event: StatusEvent, *, now: 
         if error_code:
             call.error_code = error_code[:16]
             call.error_message = event.payload.get("ErrorMessage")
-        await _finish(session, call, error_code=error_code, now=now)
+        # A number unsubscribed at the carrier (21610) may also surface as a failed call.
+        opted_out = error_code is not None and refusal_kind(error_code) is RefusalKind.OPTED_OUT
+        await _finish(
+            session,
+            call,
+            error_code=error_code,
+            now=now,
+            disposition=Disposition.OPTED_OUT if opted_out else None,
+        )
+        if opted_out:
+            await opt_out(
+                session,
+                call.to_number,
+                reason="carrier_unsubscribed",
+                source=f"carrier:{error_code}",
+                now=now,
+            )
 
 
 async def _finish(
-    session: AsyncSession, call: Call, *, error_code: str | None, now: datetime
+    session: AsyncSession,
+    call: Call,
+    *,
+    error_code: str | None,
+    now: datetime,
+    disposition: Disposition | None = None,
 ) -> None:
     """The call has just reached its final status: disposition, counters, and the next step."""
     campaign = await session.get(Campaign, call.campaign_id, populate_existing=True)
     assert campaign is not None  # calls cascade with their campaign
     _, retry = _rules(campaign)
-    disposition = disposition_for(
+    disposition = disposition or disposition_for(
         call.status,
         call.answered_by,
         call.duration_seconds,
@@ -281,6 +540,7 @@ async def _finish(
             phone.status = after.status.value
             phone.consecutive_failures = after.consecutive_failures
     log.info("call %s ended: %s", call.id, disposition.value)
+    metrics.CALLS_ENDED.labels(status=disposition.value).inc()
 
     await _schedule_retry(session, call, campaign, retry, disposition, now=now)
     # Last, so the campaign's row (every call of the campaign ends here) is locked only briefly.

@@ -40,16 +40,19 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from voicebot import metrics
 from voicebot.config import Settings
 from voicebot.db.models import Base, Call, Campaign
 from voicebot.dialer import queue
+from voicebot.dialer.call_options import pick_caller
 from voicebot.dialer.dialing import NewCall, record_calls, store_carrier_sids
 from voicebot.dialer.gate import CampaignView, Dialable, load_campaigns, screen
 from voicebot.dialer.housekeeping import complete_finished_campaigns, end_stale_calls
 from voicebot.dialer.lifecycle import fail_call
 from voicebot.dialer.pacing import CallPacer
+from voicebot.dialer.refusals import handle_refusal
 from voicebot.domain.types import CallStatus, CampaignStatus
-from voicebot.telephony.carrier import Carrier, CarrierError, DialRequest
+from voicebot.telephony.carrier import CallOptions, Carrier, CarrierError, DialRequest
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,7 @@ class Dialer:
         self._next_housekeeping: datetime | None = None
         self._stale_after = timedelta(seconds=settings.call_stale_after_seconds)
         self._caller_turn: Counter[int] = Counter()
+        self._call_options: dict[int, CallOptions] = {}
         bind = sessionmaker.kw.get("bind")
         self._postgres = bind is not None and bind.dialect.name == "postgresql"
 
@@ -353,17 +357,19 @@ class Dialer:
         ]
         if accepted:
             await self._store_sids(accepted)
+            metrics.CALLS_DIALED.inc(len(accepted))
         refused = 0
         for request, outcome in zip(requests, outcomes, strict=True):
             if isinstance(outcome, CarrierError):
                 refused += 1
                 async with self._sessionmaker() as session:
-                    await fail_call(
+                    await handle_refusal(
                         session,
                         request.call_id,
-                        error_code=outcome.code,
-                        error_message=str(outcome),
+                        outcome,
                         now=self._now(),
+                        backoff=timedelta(seconds=self._settings.carrier_throttle_backoff_seconds),
+                        carrier=self._settings.carrier,
                     )
         return len(accepted), refused
 
@@ -412,7 +418,11 @@ class Dialer:
         back)."""
         if not chunk:
             return []
-        callers = {d.callback.id: self._caller(campaigns[d.callback.campaign_id]) for d in chunk}
+        callers = {
+            d.callback.id: self._caller(campaigns[d.callback.campaign_id], d.to) for d in chunk
+        }
+        for campaign_id in {d.callback.campaign_id for d in chunk}:
+            self._call_options[campaign_id] = campaigns[campaign_id].call_options
         new_calls = [
             NewCall(
                 callback_id=d.callback.id,
@@ -447,13 +457,14 @@ class Dialer:
                 return None
         return [(recorded[d.callback.id], callers[d.callback.id], d) for d in kept]
 
-    def _caller(self, campaign: CampaignView) -> str | None:
-        """The campaign's caller numbers in turn (per dialer process)."""
+    def _caller(self, campaign: CampaignView, to: str) -> str | None:
+        """The campaign's caller numbers in turn (per dialer process), or the one matching the
+        borrower's region (``caller_id_mode``)."""
         if not campaign.caller_numbers:
             return None
         turn = self._caller_turn[campaign.id]
         self._caller_turn[campaign.id] = turn + 1
-        return campaign.caller_numbers[turn % len(campaign.caller_numbers)]
+        return pick_caller(campaign.caller_numbers, to, turn, campaign.caller_id_mode)
 
     async def _reload_campaigns(self, chunk: Sequence[Dialable]) -> dict[int, CampaignView]:
         async with self._sessionmaker() as session:
@@ -468,6 +479,9 @@ class Dialer:
             answer_url=f"{base}/webhooks/twilio/answer?call_id={call_id}",
             status_callback_url=f"{base}/webhooks/twilio/status?call_id={call_id}",
             metadata={"persona": dialable.persona, "callback_id": str(dialable.callback.id)},
+            options=self._call_options.get(dialable.callback.campaign_id, CallOptions()),
+            amd_callback_url=f"{base}/webhooks/twilio/amd?call_id={call_id}",
+            recording_callback_url=f"{base}/webhooks/twilio/recording?call_id={call_id}",
         )
 
     async def _place_all(self, requests: Sequence[DialRequest]) -> list[str | CarrierError]:

@@ -34,6 +34,39 @@ class InvalidTransition(ValueError):
 
 FINISHED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
+
+class MachineDetection(StrEnum):
+    """Answering-machine detection, in Twilio's own words (``MachineDetection``)."""
+
+    OFF = "off"
+    ENABLE = "Enable"  # answers as soon as a person or a machine is recognised
+    DETECT_MESSAGE_END = "DetectMessageEnd"  # for a machine, waits for the greeting's end
+
+
+class MachineAction(StrEnum):
+    """What a call does once an answering machine is detected."""
+
+    HANG_UP = "hang_up"
+    LEAVE_MESSAGE = "leave_message"  # the dialog's voicemail, which never mentions the debt
+
+
+class CallerIdMode(StrEnum):
+    ROTATE = "rotate"  # the campaign's caller numbers in turn
+    REGION = "region"  # the one sharing the borrower's country and area code, else in turn
+
+
+def check_machine_settings(detection: MachineDetection, action: MachineAction) -> None:
+    """A message is left after the machine's beep, which only DetectMessageEnd waits for."""
+    if (
+        action is MachineAction.LEAVE_MESSAGE
+        and detection is not MachineDetection.DETECT_MESSAGE_END
+    ):
+        raise ValueError(
+            "machine_action leave_message needs machine_detection DetectMessageEnd (the message "
+            "must start after the answering machine's beep)"
+        )
+
+
 _NEXT: Mapping[tuple[CampaignStatus, CampaignAction], CampaignStatus] = {
     (CampaignStatus.DRAFT, CampaignAction.START): CampaignStatus.RUNNING,
     (CampaignStatus.RUNNING, CampaignAction.PAUSE): CampaignStatus.PAUSED,

@@ -15,4 +15,8 @@ def build_carrier(settings: Settings) -> Carrier:
 
             return SimulatedCarrier(settings, voice=SimulatedVoice(settings))
         return SimulatedCarrier(settings)
+    if settings.carrier == "twilio":
+        from voicebot.telephony.twilio import TwilioCarrier
+
+        return TwilioCarrier(settings)
     raise ValueError(f"unknown carrier {settings.carrier!r}")

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import httpx
 
 from voicebot.config import Settings
+from voicebot.domain.campaigns import MachineDetection
 from voicebot.domain.phones import mask_phone
 from voicebot.domain.types import CallStatus
 from voicebot.telephony.carrier import CarrierError, DialRequest
@@ -219,6 +220,18 @@ class SimulatedCarrier:
             step = Step(0, CallStatus.CANCELED, duration=0)
         self._spawn(self._post_final(call, step), name=f"simulated-hangup-{carrier_sid}")
 
+    async def cancel(self, carrier_sid: str) -> None:
+        """Like ``update(status="canceled")``: only a call nobody answered yet ends."""
+        call = self._calls.get(carrier_sid)
+        if call is None or call.finished or call.answered_at is not None:
+            return
+        await self.hang_up(carrier_sid)
+
+    async def leave_message(self, carrier_sid: str, text: str, language: str) -> None:
+        """The message is 'spoken' (no audio here) and the call completes, as with <Say><Hangup>."""
+        log.debug("simulated message (%d chars, %s) on %s", len(text), language, carrier_sid)
+        await self.hang_up(carrier_sid)
+
     async def aclose(self) -> None:
         self._closed = True
         tasks = list(self._background)
@@ -271,7 +284,50 @@ class SimulatedCarrier:
     async def _post(self, call: _LiveCall, step: Step) -> None:
         fields = self._fields(call, step)
         call.sequence += 1
-        url = call.request.status_callback_url
+        await self._deliver(call, call.request.status_callback_url, fields, step.status.value)
+        if step.status is CallStatus.IN_PROGRESS and _detects_machines(call.request):
+            # Asynchronous AMD: the result comes on its own callback, after the answer.
+            self._spawn(self._post_amd(call), name=f"simulated-amd-{call.sid}")
+        recorded = call.request.options.record and call.request.recording_callback_url
+        if step.status is CallStatus.COMPLETED and call.answered_at is not None and recorded:
+            self._spawn(
+                self._post_recording(call, step.duration or 0),
+                name=f"simulated-recording-{call.sid}",
+            )
+
+    async def _post_amd(self, call: _LiveCall) -> None:
+        url = call.request.amd_callback_url
+        assert url is not None
+        fields = {
+            "AccountSid": self._settings.twilio_account_sid,
+            "AnsweredBy": call.answered_by or "unknown",
+            "CallSid": call.sid,
+            "MachineDetectionDuration": "2400",
+        }
+        await self._deliver(call, url, fields, "amd")
+
+    async def _post_recording(self, call: _LiveCall, duration: int) -> None:
+        url = call.request.recording_callback_url
+        assert url is not None
+        account = self._settings.twilio_account_sid
+        recording_sid = "RE" + hashlib.sha256(call.sid.encode()).hexdigest()[:32]
+        fields = {
+            "AccountSid": account,
+            "CallSid": call.sid,
+            "RecordingChannels": "1",
+            "RecordingDuration": str(max(duration, 1)),
+            "RecordingSid": recording_sid,
+            "RecordingSource": "OutboundAPI",
+            "RecordingStatus": "completed",
+            "RecordingUrl": (
+                f"https://api.twilio.com/{API_VERSION}/Accounts/{account}/Recordings/"
+                f"{recording_sid}"
+            ),
+        }
+        await self._deliver(call, url, fields, "recording")
+
+    async def _deliver(self, call: _LiveCall, url: str, fields: dict[str, str], what: str) -> None:
+        """POST a signed callback, retried on 5xx and transport errors as Twilio does."""
         headers = {
             SIGNATURE_HEADER: self._signature.sign(url, fields),
             "User-Agent": "TwilioProxy/1.1 (voicebot simulated carrier)",
@@ -288,18 +344,20 @@ class SimulatedCarrier:
             if response.status_code < 500:
                 if response.status_code >= 400:
                     log.warning(
-                        "status callback %s for %s (to %s) refused: HTTP %d",
-                        step.status.value,
+                        "%s callback for %s (to %s) refused: HTTP %d",
+                        what,
                         call.sid,
                         mask_phone(call.request.to),
                         response.status_code,
                     )
                 return
             problem = f"HTTP {response.status_code}"
-            log.debug("status callback for %s failed (try %d): %s", call.sid, attempt + 1, problem)
+            log.debug(
+                "%s callback for %s failed (try %d): %s", what, call.sid, attempt + 1, problem
+            )
         log.warning(
-            "status callback %s for %s (to %s) undelivered after %d tries: %s",
-            step.status.value,
+            "%s callback for %s (to %s) undelivered after %d tries: %s",
+            what,
             call.sid,
             mask_phone(call.request.to),
             len(_RETRY_WAITS) + 1,
@@ -330,6 +388,13 @@ class SimulatedCarrier:
             # Twilio's Duration is billed minutes, rounded up.
             fields["Duration"] = str(math.ceil(step.duration / 60))
         return fields
+
+
+def _detects_machines(request: DialRequest) -> bool:
+    return (
+        request.options.machine_detection is not MachineDetection.OFF
+        and request.amd_callback_url is not None
+    )
 
 
 def _converses(call: _LiveCall, step: Step) -> bool:
