@@ -8,10 +8,29 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot import __version__
-from voicebot.api import audit, campaigns, contacts, do_not_call, health, media, webhooks
+from voicebot.api import (
+    audit,
+    campaigns,
+    contacts,
+    do_not_call,
+    exports,
+    health,
+    history,
+    media,
+    metrics,
+    notifications,
+    outcomes,
+    payments,
+    reports,
+    webhooks,
+)
+from voicebot.api import calls as call_results
+from voicebot.api import carrier as carrier_api
 from voicebot.config import Settings
 from voicebot.db.session import make_engine, make_sessionmaker
 from voicebot.telephony.carrier import Carrier
@@ -66,6 +85,7 @@ def create_app(
             dialer_task = asyncio.create_task(dialer.run(stop), name="dialer")
             dialer_task.add_done_callback(_report_dialer_exit)
         app.state.dialer_task = dialer_task
+        notifier = await _start_notifications(settings, sessionmaker, stop)
         try:
             yield
         finally:
@@ -73,6 +93,8 @@ def create_app(
             if dialer_task is not None:
                 # A crash was already logged when it happened; shutdown goes on regardless.
                 await asyncio.gather(dialer_task, return_exceptions=True)
+            if notifier is not None:
+                await notifier.aclose()
             await calls.aclose()
             if carrier is None:
                 await live_carrier.aclose()
@@ -86,13 +108,48 @@ def create_app(
     )
     app.state.settings = settings
     app.include_router(campaigns.router)
+    app.include_router(carrier_api.router)
     app.include_router(contacts.router)
     app.include_router(do_not_call.router)
     app.include_router(audit.router)
     app.include_router(webhooks.router)
     app.include_router(media.router)
     app.include_router(health.router)
+    app.include_router(call_results.router)
+    app.include_router(outcomes.router)
+    app.include_router(history.router)
+    app.include_router(reports.router)
+    app.include_router(exports.router)
+    app.include_router(metrics.router)
+    app.include_router(payments.router)
+    app.include_router(notifications.router)
+    app.add_middleware(metrics.WebhookTimer)
     return app
+
+
+class _Notifier:
+    """The notification worker's task and its HTTP client, stopped together."""
+
+    def __init__(self, task: asyncio.Task[None], http: httpx.AsyncClient) -> None:
+        self.task = task
+        self.http = http
+
+    async def aclose(self) -> None:
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.http.aclose()
+
+
+async def _start_notifications(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event
+) -> _Notifier | None:
+    if not settings.notifications_enabled:
+        return None
+    from voicebot.notifications.worker import NotificationWorker
+
+    http = httpx.AsyncClient(follow_redirects=False)
+    worker = NotificationWorker(settings, sessionmaker, http)
+    task = asyncio.create_task(worker.run(stop), name="notifications")
+    return _Notifier(task, http)
 
 
 def _report_dialer_exit(task: asyncio.Task[None]) -> None:

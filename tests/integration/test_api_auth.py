@@ -34,6 +34,22 @@ ROUTE_ROLES = {
     ("POST", "/v1/do-not-call"): Role.OPERATOR,
     ("GET", "/v1/do-not-call"): Role.ANALYST,
     ("GET", "/v1/audit"): Role.ADMIN,
+    ("GET", "/v1/calls"): Role.ANALYST,
+    ("GET", "/v1/calls/{call_id}"): Role.ANALYST,
+    ("GET", "/v1/outcomes"): Role.ANALYST,
+    ("GET", "/v1/contacts/{contact_id}/history"): Role.ANALYST,
+    ("GET", "/v1/reports/campaigns/{campaign_id}"): Role.ANALYST,
+    ("GET", "/v1/exports/calls.csv"): Role.ANALYST,
+    ("GET", "/v1/exports/outcomes.csv"): Role.ANALYST,
+    ("POST", "/v1/payments"): Role.OPERATOR,
+    ("GET", "/v1/campaigns/{campaign_id}/promise-policy"): Role.ANALYST,
+    ("PUT", "/v1/campaigns/{campaign_id}/promise-policy"): Role.OPERATOR,
+    ("POST", "/v1/notifications/endpoints"): Role.ADMIN,
+    ("GET", "/v1/notifications/endpoints"): Role.ADMIN,
+    ("DELETE", "/v1/notifications/endpoints/{endpoint_id}"): Role.ADMIN,
+    ("GET", "/v1/notifications/deliveries"): Role.ANALYST,
+    ("GET", "/v1/carrier"): Role.ANALYST,
+    ("POST", "/v1/carrier/alarm/clear"): Role.ADMIN,
 }
 
 
@@ -72,7 +88,7 @@ async def test_every_route_refuses_missing_unknown_revoked_and_weaker_keys(api: 
         "wrong scheme": {"Authorization": f"Basic {admin}"},
     }
     for (method, path), needed in ROUTE_ROLES.items():
-        url = path.format(campaign_id=1, contact_id=1)
+        url = path.format(campaign_id=1, contact_id=1, call_id=1, endpoint_id=1)
         response = await api.http.request(method, url)
         assert response.status_code == 401, (method, path)
         assert response.headers["www-authenticate"] == "Bearer"

@@ -22,7 +22,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and the dialer, if enabled, is running")
+@router.get(
+    "/readyz",
+    summary="The database answers, the dialer (if enabled) runs, speech models (if used) loaded",
+)
 async def readyz(request: Request) -> JSONResponse:
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     checks: dict[str, str] = {}
@@ -36,6 +39,12 @@ async def readyz(request: Request) -> JSONResponse:
     dialer_task: asyncio.Task[None] | None = getattr(request.app.state, "dialer_task", None)
     if dialer_task is not None:
         checks["dialer"] = "stopped" if dialer_task.done() else "running"
+    speech = getattr(request.app.state, "speech_models", None)
+    if speech is not None:
+        # Models load when speech is first needed (or at warm-up); once a load has started, the
+        # service is ready only when it has finished and worked.
+        for language, state in sorted(speech.load_states().items()):
+            checks[f"speech_model:{language}"] = "ok" if state == "loaded" else state
     ready = all(value in {"ok", "running"} for value in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},

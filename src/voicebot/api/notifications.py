@@ -1,0 +1,204 @@
+"""``/v1/notifications``: the endpoints that receive signed events (admins), and every delivery
+made or still owed (readable by analysts: events name loans and contacts, never numbers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+
+from voicebot.api.auth import Admin, Analyst
+from voicebot.api.deps import SessionDep
+from voicebot.api.errors import documented, not_found
+from voicebot.api.result_schemas import decode_cursor, encode_cursor
+from voicebot.db import audit
+from voicebot.db.models import NotificationEndpoint
+from voicebot.db.notifications import list_deliveries
+
+router = APIRouter(
+    prefix="/v1/notifications", tags=["notifications"], responses=documented(401, 403)
+)
+
+
+class EventType(StrEnum):
+    RISK_FLAG = "risk_flag"
+    COMPLAINT = "complaint"
+    OPT_OUT = "opt_out"
+    BROKEN_PROMISE = "broken_promise"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class EndpointIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://risk.example.com/voicebot-events",
+                    "secret": "a-long-random-shared-secret",
+                    "event_types": ["risk_flag", "complaint"],
+                }
+            ]
+        },
+    )
+
+    url: AnyHttpUrl
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] = Field(
+        description="The HMAC-SHA256 key; never shown again"
+    )
+    event_types: list[EventType] = Field(
+        default_factory=list, description="What to send; empty means every type"
+    )
+
+
+class EndpointOut(BaseModel):
+    id: int
+    url: str
+    event_types: list[str]
+    active: bool
+    created_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: int
+    event_type: str
+    contact_id: int | None
+    endpoint_id: int
+    status: str = Field(description="pending, delivered or failed (given up)")
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    response_status: int | None
+    latency_ms: float | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+def _endpoint_out(endpoint: NotificationEndpoint) -> EndpointOut:
+    return EndpointOut(
+        id=endpoint.id,
+        url=endpoint.url,
+        event_types=list(endpoint.event_types or []),
+        active=endpoint.active,
+        created_at=endpoint.created_at,
+    )
+
+
+@router.post(
+    "/endpoints",
+    response_model=EndpointOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(422),
+)
+async def create_endpoint(body: EndpointIn, principal: Admin, session: SessionDep) -> EndpointOut:
+    """Events from now on go to this URL too, signed with its secret."""
+    now = datetime.now(UTC)
+    endpoint = NotificationEndpoint(
+        url=str(body.url),
+        secret=body.secret,
+        event_types=sorted({e.value for e in body.event_types}),
+        active=True,
+        created_at=now,
+    )
+    session.add(endpoint)
+    await session.flush()
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="notifications.endpoint_create",
+        target_type="notification_endpoint",
+        target_id=str(endpoint.id),
+        details={"url": endpoint.url, "event_types": endpoint.event_types},
+        now=now,
+    )
+    await session.commit()
+    return _endpoint_out(endpoint)
+
+
+@router.get("/endpoints", response_model=list[EndpointOut])
+async def list_endpoints(_: Admin, session: SessionDep) -> list[EndpointOut]:
+    rows = await session.scalars(select(NotificationEndpoint).order_by(NotificationEndpoint.id))
+    return [_endpoint_out(e) for e in rows]
+
+
+@router.delete(
+    "/endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=documented(404)
+)
+async def deactivate_endpoint(endpoint_id: int, principal: Admin, session: SessionDep) -> None:
+    """No new events go to it; deliveries already owed to it are still made."""
+    endpoint = await session.get(NotificationEndpoint, endpoint_id)
+    if endpoint is None:
+        raise not_found("notification endpoint", endpoint_id)
+    endpoint.active = False
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="notifications.endpoint_deactivate",
+        target_type="notification_endpoint",
+        target_id=str(endpoint_id),
+        details={},
+        now=datetime.now(UTC),
+    )
+    await session.commit()
+
+
+@router.get("/deliveries", response_model=DeliveryPage, responses=documented(422))
+async def read_deliveries(
+    _: Analyst,
+    session: SessionDep,
+    delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
+    event_type: EventType | None = None,
+    contact_id: int | None = None,
+    endpoint_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> DeliveryPage:
+    """Newest first."""
+    rows = await list_deliveries(
+        session,
+        limit=limit + 1,
+        before_id=decode_cursor(cursor),
+        status=None if delivery_status is None else delivery_status.value,
+        event_type=None if event_type is None else event_type.value,
+        contact_id=contact_id,
+        endpoint_id=endpoint_id,
+    )
+    page = rows[:limit]
+    return DeliveryPage(
+        items=[
+            DeliveryOut(
+                id=d.id,
+                event_id=e.id,
+                event_type=e.type,
+                contact_id=e.contact_id,
+                endpoint_id=d.endpoint_id,
+                status=d.status,
+                attempts=d.attempts,
+                next_attempt_at=d.next_attempt_at,
+                last_error=d.last_error,
+                response_status=d.response_status,
+                latency_ms=d.latency_ms,
+                created_at=d.created_at,
+                delivered_at=d.delivered_at,
+                payload=dict(e.payload),
+            )
+            for d, e in page
+        ],
+        next_cursor=encode_cursor(page[-1][0].id) if len(rows) > limit else None,
+    )

@@ -1,0 +1,279 @@
+"""Notifications end to end, on both databases: outcomes become signed events; the receiver is
+down (nothing listening, then failing) across an app restart, then up; every event arrives
+once, in order per contact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tests.integration.api_support import Api, running_api
+from tests.integration.results_support import Seeded, seed_results
+from voicebot.config import Settings
+from voicebot.db.models import Outcome
+from voicebot.domain.types import Role
+from voicebot.notifications.signing import EVENT_ID, signature, verify
+
+SECRET = "0123456789abcdef-receiver-secret"
+
+
+@dataclass
+class Receiver:
+    """An HTTP endpoint that refuses the first ``failures`` requests (503), then accepts."""
+
+    failures: int = 0
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
+    bad_signatures: int = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        if not verify(SECRET, {k.title(): v for k, v in headers.items()}, body):
+            self.bad_signatures += 1
+        if self.failures > 0:
+            self.failures -= 1
+            self.refused += 1
+            status = 503
+        else:
+            event = json.loads(body)
+            assert str(event["id"]) == headers[EVENT_ID.lower()]
+            self.accepted.append(event)
+            status = 204
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def listening(receiver: Receiver, port: int) -> AsyncIterator[None]:
+    server = _Server(
+        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "notification_poll_seconds": 0.05,
+            "notification_retry_base_seconds": 0.05,
+            "notification_retry_max_seconds": 0.2,
+            "notification_timeout_seconds": 2.0,
+        }
+    )
+
+
+async def _add_outcomes(api: Api, seeded: Seeded, kinds: list[tuple[int, str]]) -> None:
+    """Outcomes as a conversation stores them: (contact index, type)."""
+    now = datetime.now(UTC)
+    async with api.sessionmaker() as session:
+        for n, (contact, kind) in enumerate(kinds):
+            data: dict[str, Any] = {
+                "risk_flag": {"flag": "hardship", "text": f"#{n}"},
+                "complaint": {"category": "harassment", "text": f"#{n}"},
+                "opt_out": {},
+                "confirmation": {"fields": ["identity"]},
+            }[kind]
+            session.add(
+                Outcome(
+                    call_id=seeded.calls[0],
+                    contact_id=seeded.contacts[contact],
+                    campaign_id=seeded.campaigns[0],
+                    type=kind,
+                    data=data,
+                    created_at=now + timedelta(milliseconds=n),
+                )
+            )
+        await session.commit()
+
+
+async def _deliveries(api: Api, **params: Any) -> list[dict[str, Any]]:
+    response = await api.http.get(
+        "/v1/notifications/deliveries",
+        params={"limit": 500, **params},
+        headers=api.auth(Role.ANALYST),
+    )
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def _wait_for(predicate: Any, seconds: float = 30) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still not true after {seconds} s: {predicate}")
+
+
+async def _seed(api: Api) -> Seeded:
+    """The results rows, their promises due far ahead (no broken-promise events here)."""
+    seeded = await seed_results(api.sessionmaker)
+    async with api.sessionmaker() as session:
+        for outcome_id in seeded.outcomes["promise"]:
+            outcome = await session.get(Outcome, outcome_id)
+            assert outcome is not None
+            outcome.data = {**outcome.data, "date": "2099-01-01"}
+        await session.commit()
+    return seeded
+
+
+KINDS = [
+    (0, "risk_flag"),
+    (1, "complaint"),
+    (0, "complaint"),
+    (2, "opt_out"),
+    (1, "confirmation"),  # not an event
+    (0, "opt_out"),
+    (1, "risk_flag"),
+    (2, "complaint"),
+    (0, "risk_flag"),
+]
+
+
+async def test_down_then_up_across_a_restart_each_event_once_in_order(fast: Settings) -> None:
+    port = _free_port()
+    receiver = Receiver(failures=4)
+    async with running_api(fast) as api:
+        # The seeded outcomes predate the endpoint: they make events that go nowhere.
+        seeded = await _seed(api)
+        await _wait_for(lambda: _events_made(api, 4))
+        created = await api.http.post(
+            "/v1/notifications/endpoints",
+            json={"url": f"http://127.0.0.1:{port}/hook", "secret": SECRET},
+            headers=api.auth(Role.ADMIN),
+        )
+        assert created.status_code == 201, created.text
+        assert "secret" not in created.json()
+        await _add_outcomes(api, seeded, KINDS)
+        # Nothing listens: attempts fail and are retried.
+        await _wait_for(lambda: _attempted(api, 3))
+        pending = await _deliveries(api, status="pending")
+        assert len(pending) == 8
+        assert any("ConnectError" in (d["last_error"] or "") for d in pending)
+    # The app restarts; the receiver comes up, failing its first requests, then accepting.
+    async with listening(receiver, port), running_api(fast) as api:
+        await _wait_for(lambda: _all_delivered(api, 8))
+        delivered = await _deliveries(api, status="delivered")
+    assert receiver.refused == 4
+    assert receiver.bad_signatures == 0
+    ids = [e["id"] for e in receiver.accepted]
+    assert sorted(ids) == sorted({d["event_id"] for d in delivered})
+    assert len(ids) == len(set(ids)) == 8
+    by_contact: dict[int, list[int]] = {}
+    for event in receiver.accepted:
+        by_contact.setdefault(event["contact_id"], []).append(event["id"])
+    for events in by_contact.values():
+        assert events == sorted(events)
+    kinds = [(e["contact_id"], e["type"], e["data"].get("text")) for e in receiver.accepted]
+    expected = [
+        (seeded.contacts[c], k, f"#{n}" if k != "opt_out" else None)
+        for n, (c, k) in enumerate(KINDS)
+        if k != "confirmation"
+    ]
+    assert sorted(kinds, key=str) == sorted(expected, key=str)
+    assert all(d["attempts"] >= 1 and d["response_status"] == 204 for d in delivered)
+
+
+async def _events_made(api: Api, n: int) -> bool:
+    from sqlalchemy import func, select
+
+    from voicebot.db.models import NotificationEvent
+
+    async with api.sessionmaker() as session:
+        made = await session.scalar(select(func.count()).select_from(NotificationEvent))
+    return (made or 0) >= n
+
+
+async def _attempted(api: Api, attempts: int) -> bool:
+    pending = await _deliveries(api, status="pending")
+    return len(pending) == 8 and any(d["attempts"] >= attempts for d in pending)
+
+
+async def _all_delivered(api: Api, n: int) -> bool:
+    return len(await _deliveries(api, status="delivered")) == n
+
+
+async def test_only_subscribed_types_go_to_an_endpoint_and_admins_manage_them(
+    fast: Settings,
+) -> None:
+    port = _free_port()
+    receiver = Receiver()
+    async with listening(receiver, port), running_api(fast) as api:
+        seeded = await _seed(api)
+        await _wait_for(lambda: _events_made(api, 4))
+        body = {
+            "url": f"http://127.0.0.1:{port}/",
+            "secret": SECRET,
+            "event_types": ["risk_flag"],
+        }
+        refused = await api.http.post(
+            "/v1/notifications/endpoints", json=body, headers=api.auth(Role.OPERATOR)
+        )
+        assert refused.status_code == 403
+        created = (
+            await api.http.post(
+                "/v1/notifications/endpoints", json=body, headers=api.auth(Role.ADMIN)
+            )
+        ).json()
+        await _add_outcomes(api, seeded, [(0, "complaint"), (1, "risk_flag")])
+        await _wait_for(lambda: _all_delivered(api, 1))
+        assert [e["type"] for e in receiver.accepted] == ["risk_flag"]
+        gone = await api.http.delete(
+            f"/v1/notifications/endpoints/{created['id']}", headers=api.auth(Role.ADMIN)
+        )
+        assert gone.status_code == 204
+        listed = await api.http.get("/v1/notifications/endpoints", headers=api.auth(Role.ADMIN))
+        assert [e["active"] for e in listed.json()] == [False]
+        for bad in ({**body, "secret": "short"}, {**body, "url": "ftp://x"}):
+            response = await api.http.post(
+                "/v1/notifications/endpoints", json=bad, headers=api.auth(Role.ADMIN)
+            )
+            assert response.status_code == 422
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_and_body() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"k" * 16, b"1700000000.{}", hashlib.sha256).hexdigest()
+    assert signature("k" * 16, 1700000000, b"{}") == f"sha256={expected}"
