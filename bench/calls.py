@@ -1,6 +1,7 @@
 """Concurrent simulated calls through the whole real stack, in Korean, on this machine.
 
-    .venv/bin/python bench/calls.py [--json] [--levels 10,20,30,50] [--level-seconds 60]
+    .venv/bin/python bench/calls.py [--json] [--levels 10,20,30,40,50,60,70,80,100]
+                                    [--level-seconds 60]
 
 The service runs in its own process, as in production: the real app under uvicorn (uvloop) with
 its dialer, the answer webhook and the media websocket, Vosk with the Korean model, eSpeak NG
@@ -16,15 +17,19 @@ calls per second and dials the next borrower as a call ends, so the level ramps 
 stays full, calls at every stage of the dialog. At the end of the window the campaign is
 cancelled and the borrowers still talking hang up. Per level: calls held at once, turn latency
 (end of the borrower's speech to the first bot audio frame received, measured by the phone),
-audio underruns (the bot's audio running dry inside a prompt), calls whose stream failed, the
-service's memory and CPU. A level passes when it held all its calls at once, no call failed or
-had an underrun, and the p95 turn latency is at most 500 ms; levels step up until one fails.
+audio underruns (the bot's audio running dry inside a prompt; a gap the phones' own stalled event
+loop accounts for is counted apart, as ``phone_stall_gaps``), calls whose stream failed, the
+service's memory and CPU, and the CPU the rest of the machine used meanwhile. A level passes
+when it held all its calls at once, no call failed or had an underrun, and the p95 turn latency
+is at most 500 ms; levels step up until one fails.
 Intent accuracy compares what each scripted line means in its dialog state (intent, amount,
-date, by the dialog's own matchers) with what the transcript says was recognised.
+date, by the dialog's own matchers) with what the transcript says was recognised; lines that
+carry none of these (a complaint's wording) cannot be judged so and are counted apart.
 
 The last line is JSON: ``max_concurrent_calls``, ``p50_turn_latency_ms`` and
 ``p95_turn_latency_ms`` at 10 calls, ``intent_accuracy``, ``rss_per_call_mb`` (the service's
-memory growth per call at the largest level run), and per-level details.
+peak memory at the largest level run, less its memory warmed up and idle, per call), and
+per-level details.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ P95_LIMIT_MS = 500.0
 # Dials per second: Twilio's default account limit is 1; 5 ramps a level of 50 up in 10 s.
 CALLS_PER_SECOND = 5.0
 SAMPLE_SECONDS = 0.25
+# Calls dialed this close to a level's end may still be ringing or answering when it ends.
+LATE_DIAL_SECONDS = 5.0
 
 
 def say(message: str) -> None:
@@ -259,10 +266,17 @@ class LevelResult:
     latencies_ms: list[float] = field(default_factory=list)
     dtmf_latencies_ms: list[float] = field(default_factory=list)
     late_frames: int = 0
-    rss_before_mb: float = 0.0
+    stall_gaps: int = 0
+    hung_up_unconnected: int = 0  # dialed at the window's end, hung up before the stream opened
+    rss_before_mb: float = 0.0  # the service's memory when the level started
+    rss_idle_mb: float = 0.0  # the service's memory warmed up, before any call of the run
     rss_peak_mb: float = 0.0
     service_cpu_percent: float = 0.0
     phones_cpu_percent: float = 0.0
+    # CPU the rest of the machine used meanwhile (other programs sharing these cores), in percent
+    # of one core like the two above: a level failed under a busy neighbour says little.
+    others_cpu_percent: float = 0.0
+    load_average: float = 0.0
     seconds: float = 0.0
 
     @property
@@ -275,14 +289,16 @@ class LevelResult:
 
     @property
     def rss_per_call_mb(self) -> float:
-        return max(0.0, self.rss_peak_mb - self.rss_before_mb) / self.calls
+        """Growth over the idle, warmed-up service (not over the level's start: memory taken by
+        earlier levels and kept is the calls' too)."""
+        return max(0.0, self.rss_peak_mb - self.rss_idle_mb) / self.calls
 
     @property
     def passed(self) -> bool:
         p95 = self.p95
         return (
             self.held_at_once == self.calls
-            and self.completed == self.dialed
+            and self.completed + self.hung_up_unconnected == self.dialed
             and not self.failed
             and self.underrun_calls == 0
             and p95 is not None
@@ -295,6 +311,7 @@ class LevelResult:
             "held_at_once": self.held_at_once,
             "calls_made": self.dialed,
             "completed": self.completed,
+            "hung_up_before_stream": self.hung_up_unconnected,
             "failed": self.failed[:10],
             "underrun_calls": self.underrun_calls,
             "underruns": self.underruns,
@@ -304,10 +321,13 @@ class LevelResult:
             "max_turn_latency_ms": _round(max(self.latencies_ms, default=None)),
             "p50_dtmf_latency_ms": _round(percentile(self.dtmf_latencies_ms, 0.5)),
             "phone_late_frames": self.late_frames,
+            "phone_stall_gaps": self.stall_gaps,
             "service_rss_mb": round(self.rss_peak_mb, 1),
             "rss_per_call_mb": round(self.rss_per_call_mb, 2),
             "service_cpu_percent": round(self.service_cpu_percent, 1),
             "phones_cpu_percent": round(self.phones_cpu_percent, 1),
+            "others_cpu_percent": round(self.others_cpu_percent, 1),
+            "load_average_1min": round(self.load_average, 2),
             "seconds": round(self.seconds, 1),
             "passed": self.passed,
         }
@@ -317,6 +337,9 @@ class LevelResult:
 class Accuracy:
     lines: int = 0
     understood: int = 0
+    # Lines that mean nothing the dialog reads (no intent, amount or date: free text such as a
+    # complaint's wording): any recognition "matches" them, so they are not counted.
+    free_text: int = 0
     misheard: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -381,6 +404,20 @@ async def _api(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any)
     return response.json()
 
 
+async def _cancel(client: httpx.AsyncClient, campaign_id: int) -> None:
+    """Cancel the level's campaign. PostgreSQL may pick the cancel as the victim of a deadlock
+    with a call's final status event (both touch the campaign and its call-backs); it is
+    retried, as a client of the API would, and each retry is reported."""
+    for attempt in range(5):
+        response = await client.post(f"/v1/campaigns/{campaign_id}/cancel")
+        if response.status_code < 500:
+            break
+        say(f"  cancel of campaign {campaign_id} failed ({response.status_code}); retrying")
+        await asyncio.sleep(0.2 * (attempt + 1))
+    if response.status_code >= 400:
+        raise RuntimeError(f"cancel {campaign_id}: {response.status_code} {response.text[:300]}")
+
+
 async def run_level(
     client: httpx.AsyncClient,
     phones: Phones,
@@ -390,6 +427,7 @@ async def run_level(
     level: int,
     serial: int,
     seconds: float,
+    idle_rss_mb: float,
 ) -> tuple[LevelResult, list[ConversationReport]]:
     """Hold ``level`` calls at once for ``seconds``: the dialer keeps that many live (a campaign
     with that concurrency limit and three borrowers per slot), dialing a new call as one ends."""
@@ -398,6 +436,7 @@ async def run_level(
     first_report = len(reports)
     phones.most_at_once = 0
     result.rss_before_mb = service.memory_info().rss / 2**20
+    result.rss_idle_mb = idle_rss_mb
     campaign = await _api(
         client,
         "POST",
@@ -419,6 +458,7 @@ async def run_level(
     )
     service.cpu_percent()
     here.cpu_percent()
+    psutil.cpu_percent()
     started = time.monotonic()
     await _api(client, "POST", f"/v1/campaigns/{campaign_id}/start")
     while time.monotonic() - started < seconds:
@@ -427,15 +467,20 @@ async def run_level(
     result.seconds = time.monotonic() - started
     result.service_cpu_percent = service.cpu_percent()
     result.phones_cpu_percent = here.cpu_percent()
+    machine = psutil.cpu_percent() * (psutil.cpu_count() or 1)
+    result.others_cpu_percent = max(
+        0.0, machine - result.service_cpu_percent - result.phones_cpu_percent
+    )
+    result.load_average = os.getloadavg()[0]
     result.held_at_once = phones.most_at_once
-    await _api(client, "POST", f"/v1/campaigns/{campaign_id}/cancel")
+    cancelled_at = datetime.now(UTC)
+    await _cancel(client, campaign_id)
     window_end = time.monotonic()
     for _ in range(20):  # calls still ringing at the cancel are answered, then hung up too
         await phones.hang_up_all()
         await asyncio.sleep(0.5)
         if not phones.calls:
             break
-    await asyncio.sleep(2.0)  # the last transcripts are written as their calls end
     level_reports = reports[first_report:]
     for report in level_reports:
         if report.error is not None:
@@ -444,15 +489,37 @@ async def run_level(
             result.underrun_calls += 1
             result.underruns += report.underruns
         result.late_frames += report.late_frames
+        result.stall_gaps += report.stall_gaps
         for turn in report.turns:
             if turn.latency_ms is not None:
                 timed = result.dtmf_latencies_ms if turn.kind == "dtmf" else result.latencies_ms
                 timed.append(turn.latency_ms)
-    async with maker() as session:
-        calls = list(await session.scalars(select(Call).where(Call.campaign_id == campaign_id)))
+    # The last conversations are written as their calls end: wait for every stream's records.
+    for _ in range(60):
+        async with maker() as session:
+            calls = list(await session.scalars(select(Call).where(Call.campaign_id == campaign_id)))
+        if all(c.end_state is not None for c in calls if c.stream_sid is not None):
+            break
+        await asyncio.sleep(0.5)
     result.failed.extend(f"call {c.id}: {c.stream_error}" for c in calls if c.stream_error)
+    # A call dialed in the last seconds of the window may be hung up by its borrower before
+    # its media stream connected: not a failure of the service. Any other call without a
+    # conversation is one.
+    late = cancelled_at - timedelta(seconds=LATE_DIAL_SECONDS)
+    unconnected = [c for c in calls if c.stream_sid is None and c.end_state is None]
+    result.hung_up_unconnected = sum(1 for c in unconnected if c.created_at >= late)
     result.completed = sum(1 for c in calls if c.end_state not in (None, "stream_error"))
     result.dialed = len(calls)
+    result.failed.extend(
+        f"call {c.id}: no conversation ({c.status}, dialed before the window's end)"
+        for c in unconnected
+        if c.created_at < late
+    )
+    result.failed.extend(
+        f"call {c.id}: its conversation was never written"
+        for c in calls
+        if c.stream_sid is not None and c.end_state is None
+    )
     result.window_end = window_end
     return result, level_reports
 
@@ -479,10 +546,13 @@ async def accuracy(
             for index, line in enumerate(t for t in report.turns if t.kind != "dtmf"):
                 if not line.ended or line.ended > window_end - 1.0:
                     continue
-                found.lines += 1
                 text = heard[index].text if index < len(heard) else ""
                 when = heard[index].started_at if index < len(heard) else datetime.now(UTC)
                 said = _meaning(dialog, line.state, line.text, when)
+                if said == (None, None, None):
+                    found.free_text += 1
+                    continue
+                found.lines += 1
                 if said == _meaning(dialog, line.state, text, when):
                     found.understood += 1
                 elif len(found.misheard) < 20:
@@ -553,6 +623,7 @@ async def bench(levels: Sequence[int], level_seconds: float) -> dict[str, Any]:
                 f"{time.monotonic() - started:.1f} s; phones here, pid {os.getpid()}"
             )
             service = psutil.Process(process.pid)
+            idle_rss_mb = service.memory_info().rss / 2**20
             results: list[LevelResult] = []
             all_reports: list[tuple[ConversationReport, float]] = []
             async with httpx.AsyncClient(
@@ -561,8 +632,9 @@ async def bench(levels: Sequence[int], level_seconds: float) -> dict[str, Any]:
                 for serial, level in enumerate(levels, start=1):
                     say(f"level {level}: {level} calls at once …")
                     result, level_reports = await run_level(
-                        client, phones, reports, service, maker, level, serial, level_seconds
-                    )
+                        client, phones, reports, service, maker, level, serial, level_seconds,
+                        idle_rss_mb,
+                    )  # fmt: skip
                     all_reports.extend((report, result.window_end) for report in level_reports)
                     results.append(result)
                     if os.environ.get("BENCH_DEBUG"):
@@ -596,8 +668,10 @@ async def bench(levels: Sequence[int], level_seconds: float) -> dict[str, Any]:
         "p95_turn_latency_ms": _round(at_ten.p95) if at_ten else None,
         "intent_accuracy": round(found.understood / found.lines, 3) if found.lines else None,
         "utterances": found.lines,
+        "free_text_utterances": found.free_text,
         "rss_per_call_mb": round(largest.rss_per_call_mb, 2) if largest else None,
         "rss_measured_at_calls": largest.calls if largest else None,
+        "service_idle_rss_mb": round(idle_rss_mb, 1),
         "levels": [r.summary() for r in results],
         "misheard": found.misheard,
         "end_of_speech_ms": settings.media_end_of_speech_ms,
@@ -618,7 +692,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON line on stdout")
     parser.add_argument(
-        "--levels", default="10,20,30,50", help="concurrent calls per level (default %(default)s)"
+        "--levels",
+        default="10,20,30,40,50,60,70,80,100",
+        help="concurrent calls per level (default %(default)s)",
     )
     parser.add_argument(
         "--level-seconds", type=float, default=60.0, help="seconds each level holds its calls"
@@ -629,7 +705,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve:
         url, port, phones = args.serve
-        _run(serve_service(url, int(port), phones))
+        profile = os.environ.get("BENCH_PROFILE")  # a file for the service's cProfile stats
+        if profile:
+            import cProfile
+
+            with cProfile.Profile() as profiler:
+                _run(serve_service(url, int(port), phones))
+            profiler.dump_stats(profile)
+        else:
+            _run(serve_service(url, int(port), phones))
         return 0
     levels = [int(part) for part in args.levels.split(",") if part.strip()]
     result = _run(bench(levels, args.level_seconds))

@@ -251,3 +251,27 @@ async def test_one_recognizer_is_never_used_by_two_threads_and_keeps_order(
     assert got.text == expected.text
     assert [w.word for w in got.words] == [w.word for w in expected.words]
     assert np.isclose(got.audio_seconds, expected.audio_seconds)
+
+
+async def test_pieces_fed_in_one_trip_decode_as_they_do_one_by_one(
+    speech_models: SpeechModels, borrower: BorrowerSpeaker
+) -> None:
+    frames = await borrower.frames("모레", lead_silence_ms=300, tail_silence_ms=400)
+    pieces = [b"".join(frames[i : i + 3]) for i in range(0, len(frames), 3)]
+    grammar = ["네", "아니요", "모레", "다음 주 금요일"]
+
+    one_by_one = await speech_models.recognizer("ko-KR", grammar)
+    expected: list[Recognition | PartialRecognition] = [
+        await one_by_one.accept_mulaw(piece) for piece in pieces
+    ]
+    expected.append(await one_by_one.finish())
+
+    batched = await speech_models.recognizer("ko-KR", grammar)
+    got = await batched.accept_mulaw_pieces(pieces, finish=True)
+    assert len(got) == len(pieces) + 1
+    assert [r.text for r in got] == [r.text for r in expected]
+    last = got[-1]
+    assert isinstance(last, Recognition) and isinstance(expected[-1], Recognition)
+    assert [w.word for w in last.words] == [w.word for w in expected[-1].words]
+    assert np.isclose(last.audio_seconds, expected[-1].audio_seconds)
+    assert np.isclose(batched.audio_seconds_total, one_by_one.audio_seconds_total)

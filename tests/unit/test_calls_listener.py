@@ -34,16 +34,25 @@ class RecordingRecognizer:
     """Says "네" once it has heard speech; remembers the size of every piece it decoded."""
 
     def __init__(self) -> None:
-        self.fed: list[int] = []  # bytes per accept call
+        self.fed: list[int] = []  # bytes per piece fed
+        self.batches: list[int] = []  # pieces per trip to the recogniser
         self.finishes = 0
         self.heard_speech = False
 
-    async def accept_mulaw(self, data: bytes) -> Recognition | PartialRecognition:
-        self.fed.append(len(data))
-        self.heard_speech = self.heard_speech or any(b < 0x70 for b in data)
-        return PartialRecognition("네" if self.heard_speech else "")
+    async def accept_mulaw_pieces(
+        self, pieces: list[bytes], *, finish: bool = False
+    ) -> list[Recognition | PartialRecognition]:
+        self.batches.append(len(pieces))
+        results: list[Recognition | PartialRecognition] = []
+        for data in pieces:
+            self.fed.append(len(data))
+            self.heard_speech = self.heard_speech or any(b < 0x70 for b in data)
+            results.append(PartialRecognition("네" if self.heard_speech else ""))
+        if finish:
+            results.append(self._finish())
+        return results
 
-    async def finish(self) -> Recognition:
+    def _finish(self) -> Recognition:
         self.finishes += 1
         text = "네" if self.heard_speech else ""
         self.heard_speech = False
@@ -53,8 +62,10 @@ class RecordingRecognizer:
 
 
 async def _listen(
-    frames: list[bytes], recognizer: RecordingRecognizer | None
+    frames: list[bytes], recognizer: RecordingRecognizer | None, *, paced: bool = False
 ) -> list[HearingEvent]:
+    """Push the frames at once (the listener catches up), or ``paced``: one at a time, the
+    listener keeping up."""
     events: list[HearingEvent] = []
     listener = UtteranceListener(
         recognizer,  # type: ignore[arg-type]  # duck-typed: what the listener calls
@@ -70,6 +81,8 @@ async def _listen(
     listener.push(b"".join(frames[:5]), START)
     for index, frame in enumerate(frames[5:], start=5):
         listener.push(frame, START + timedelta(milliseconds=20 * index))
+        if paced:
+            await asyncio.sleep(0.001)
     for _ in range(200):
         await asyncio.sleep(0.005)
         if listener.backlog_frames == 0 and any(isinstance(e, SpeechEnded) for e in events):
@@ -106,9 +119,25 @@ async def test_the_recogniser_hears_speech_with_its_preroll_in_fixed_slices() ->
     # The pre-roll (the 100 ms before the frame that started speech, its third: 60 ms of them
     # silence), the tone, the 160 ms hangover and the 300 ms flush.
     assert fed_ms == 60 + 600 + 160 + 300
-    assert [e.text for e in events if isinstance(e, PartialText)] == ["네"]
     assert [e.text for e in events if isinstance(e, SpeechEnded)] == ["네"]
+    # Everything queued before the listener ran: after the priming, one trip to the recogniser
+    # decodes every slice and closes the utterance (no partial text: it is over already).
+    assert recognizer.batches == [10, len(speech)]
+    assert not [e for e in events if isinstance(e, PartialText)]
     # Silence alone never reaches the recogniser.
     quiet = RecordingRecognizer()
     assert not [e for e in await _listen([SILENCE] * 60, quiet) if isinstance(e, SpeechEnded)]
     assert sum(quiet.fed) == 600 * 8  # only the priming
+
+
+async def test_a_listener_keeping_up_decodes_slice_by_slice_and_reports_partial_text() -> None:
+    caught_up = RecordingRecognizer()
+    frames = [SILENCE] * 25 + tone(600) + [SILENCE] * 25
+    await _listen(frames, caught_up)
+    paced = RecordingRecognizer()
+    events = await _listen(frames, paced, paced=True)
+    # The same audio, cut in the same places, whether the listener kept up or caught up.
+    assert paced.fed == caught_up.fed
+    assert len(paced.batches) > 10 and paced.batches.count(1) >= 10  # slices one by one
+    assert [e.text for e in events if isinstance(e, PartialText)] == ["네"]
+    assert [e.text for e in events if isinstance(e, SpeechEnded)] == ["네"]

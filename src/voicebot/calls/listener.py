@@ -4,7 +4,9 @@ Frames arrive from the stream in 20 ms μ-law pieces. The endpointer (VAD) decid
 starts and ends; only speech, with a short pre-roll from before its start, is decoded, so a
 silent line costs almost nothing. The recogniser lives for the whole call with one grammar, so its
 feature pipeline stays adapted to the caller's voice (a new or re-grammared recogniser starts cold
-and loses the first syllables). Decoding runs in the speech executor, in fixed slices of audio.
+and loses the first syllables). Decoding runs in the speech executor, in fixed slices of audio;
+slices that queued up while it was busy go in one trip, so a loaded machine does not make a call's
+backlog grow for as long as the borrower speaks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from voicebot.metrics import RECOGNITION_RTF
 from voicebot.speech.audio import (
     FRAME_MS,
     MULAW_FRAME_BYTES,
@@ -99,6 +102,7 @@ class UtteranceListener:
         self._framer = MulawFramer()
         self._queue: asyncio.Queue[tuple[bytes, datetime]] = asyncio.Queue()
         self._pending: list[bytes] = []
+        self._slices: list[bytes] = []  # endpointed audio waiting for the recogniser
         self._finals: list[Recognition] = []
         self._partial = ""
         self._speech_started: datetime | None = None
@@ -129,15 +133,25 @@ class UtteranceListener:
             # The decoder's first chunk costs several times a later one (the network's left
             # context, the i-vector): pay it now, while the bot's greeting plays, not at the
             # borrower's first answer.
-            for start in range(0, len(self._prime), self._slice):
-                piece = self._prime[start : start + self._slice]
-                await self.recognizer.accept_mulaw(b"".join(piece))
-            await self.recognizer.finish()
+            pieces = [
+                b"".join(self._prime[start : start + self._slice])
+                for start in range(0, len(self._prime), self._slice)
+            ]
+            await self.recognizer.accept_mulaw_pieces(pieces, finish=True)
         while True:
             frame, at = await self._queue.get()
-            await self._frame(frame, at)
+            ended = self._frame(frame, at)
+            # Frames that queued up while the last decode ran are endpointed at once and their
+            # slices decoded in one trip to the speech executor: on a busy machine, one trip per
+            # slice would let the backlog grow for as long as the borrower speaks.
+            while ended is None and not self._queue.empty():
+                frame, at = self._queue.get_nowait()
+                ended = self._frame(frame, at)
+            await self._decode(ended)
 
-    async def _frame(self, frame: bytes, at: datetime) -> None:
+    def _frame(self, frame: bytes, at: datetime) -> datetime | None:
+        """Endpoint one frame; slices of speech go to ``_slices``. The end of speech, when the
+        frame ends an utterance (its audio, flush included, is then the last slice)."""
         event = self._vad.process(mulaw_decode(frame))
         if event is VadEvent.SPEECH_START:
             self._speech_started = at + _FRAME - self._lead
@@ -151,12 +165,10 @@ class UtteranceListener:
             self._pending.append(frame)
             # The decoder lags the audio by its acoustic context: silence after the utterance
             # pushes its last words through, instead of leaving them to start the next one.
-            # One decoder call, not a slice at a time: at the end of an utterance every trip
-            # through the busy speech executor is latency.
-            audio, self._pending = [*self._pending, *self._flush], []
-            await self._decode(audio)
-            await self._end(at + _FRAME - self._hangover)
-            return
+            # One piece, not a slice at a time: at the end of an utterance every cut is work.
+            self._slices.append(b"".join([*self._pending, *self._flush]))
+            self._pending = []
+            return at + _FRAME - self._hangover
         elif self._vad.in_speech:
             self._pending.append(frame)
         else:
@@ -164,23 +176,32 @@ class UtteranceListener:
         # Fixed slices, never "whatever has queued up": Vosk's result depends a little on how
         # the audio is cut, and it should not depend on how loaded the process is.
         while len(self._pending) >= self._slice:
-            await self._decode(self._pending[: self._slice])
+            self._slices.append(b"".join(self._pending[: self._slice]))
             del self._pending[: self._slice]
+        return None
 
-    async def _decode(self, frames: list[bytes]) -> None:
-        if self.recognizer is None:
-            return
-        result = await self.recognizer.accept_mulaw(b"".join(frames))
-        if isinstance(result, Recognition):
-            self._finals.append(result)
-        elif result.text and result.text != self._partial:
-            self._partial = result.text
-            self._on_event(PartialText(result.text, datetime.now(UTC)))
+    async def _decode(self, ended: datetime | None) -> None:
+        """Decode the slices endpointed so far (and close the utterance if it ``ended``)."""
+        slices, self._slices = self._slices, []
+        if self.recognizer is not None and (slices or ended is not None):
+            results = await self.recognizer.accept_mulaw_pieces(slices, finish=ended is not None)
+            partial = ""
+            for result in results:
+                if isinstance(result, Recognition):
+                    self._finals.append(result)
+                    if result.audio_seconds > 0:
+                        RECOGNITION_RTF.observe(result.decode_seconds / result.audio_seconds)
+                    partial = ""
+                elif result.text:
+                    partial = result.text
+            if ended is None and partial and partial != self._partial:
+                self._partial = partial
+                self._on_event(PartialText(partial, datetime.now(UTC)))
+        if ended is not None:
+            self._end(ended)
 
-    async def _end(self, ended_at: datetime) -> None:
+    def _end(self, ended_at: datetime) -> None:
         finals, self._finals = self._finals, []
-        if self.recognizer is not None:
-            finals.append(await self.recognizer.finish())
         words = [w for r in finals for w in r.words]
         spoken = [w.confidence for r in finals for w in r.words if not _is_unknown(w.word)]
         started = self._speech_started or ended_at

@@ -60,6 +60,7 @@ from voicebot.dialog import (
     step,
 )
 from voicebot.domain.phones import mask_phone
+from voicebot.metrics import TURN_LATENCY
 from voicebot.speech.recognition import Recognizer, SpeechModelUnavailable
 from voicebot.telephony.media import (
     Connected,
@@ -215,9 +216,7 @@ class CallSession:
             self.player.start()
             self.state = new_call(self.dialog, context)
             machine = self.answered_by.startswith("machine") or self.answered_by == "fax"
-            self._apply(
-                CallStarted(at=self._now(), answered_by="machine" if machine else "human")
-            )
+            self._apply(CallStarted(at=self._now(), answered_by="machine" if machine else "human"))
             limit = self.dialog.script.max_call_seconds
             self._timers.append(loop.call_later(limit, self._timeout))
             await self._read()
@@ -469,6 +468,7 @@ class CallSession:
             def sent() -> None:
                 latency = (datetime.now(UTC) - ended).total_seconds() * 1000
                 self.stats.turn_latencies_ms.append(latency)
+                TURN_LATENCY.observe(latency / 1000)
                 log.debug(
                     "call %s: answer %d ms after the end of speech (%d ms after detection)",
                     self.call_id,

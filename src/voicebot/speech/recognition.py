@@ -438,6 +438,17 @@ class SpeechModels:
                 self._loads[language] = future
             return future
 
+    def load_states(self) -> dict[str, str]:
+        """Each language a load was started for: "loading", "loaded" or "failed"."""
+        with self._lock:
+            loads = dict(self._loads)
+        return {
+            language: "loading"
+            if not future.done()
+            else ("failed" if future.cancelled() or future.exception() else "loaded")
+            for language, future in loads.items()
+        }
+
     async def get(self, language: str) -> SpeechModel:
         """The model for a language, loading it on first use (concurrent callers share one load)."""
         return await asyncio.wrap_future(self._future(language))
@@ -596,6 +607,41 @@ class Recognizer:
         if self.sample_rate != TELEPHONE_RATE:
             raise ValueError("μ-law input needs a recogniser at 8000 Hz")
         return await self.accept(mulaw_decode(data))
+
+    async def accept_mulaw_pieces(
+        self, pieces: Sequence[bytes], *, finish: bool = False
+    ) -> list[Recognition | PartialRecognition]:
+        """Feed several pieces of 8 kHz μ-law in order, one trip to the executor for them all.
+
+        Each piece is its own ``AcceptWaveform`` (the audio is cut where the caller cut it, so
+        the result is the same as piece by piece); one result per piece, and with ``finish`` the
+        utterance is closed after the last piece (its :class:`Recognition` comes last). A caller
+        that fell behind catches up without paying an executor round trip per piece.
+        """
+        if self.sample_rate != TELEPHONE_RATE:
+            raise ValueError("μ-law input needs a recogniser at 8000 Hz")
+        chunks = [mulaw_decode(piece).astype("<i2").tobytes() for piece in pieces]
+
+        def work() -> list[Recognition | PartialRecognition]:
+            results: list[Recognition | PartialRecognition] = []
+            for data in chunks:
+                started = time.perf_counter()
+                final = self._kaldi.AcceptWaveform(data)
+                raw = self._close_utterance() if final else self._kaldi.PartialResult()
+                self._account(len(data) // 2, time.perf_counter() - started)
+                if final:
+                    results.append(self._recognition(raw))
+                else:
+                    text = self._text(json.loads(raw).get("partial", "").split())[0]
+                    results.append(PartialRecognition(text))
+            if finish:
+                started = time.perf_counter()
+                raw = self._close_utterance()
+                self._account(0, time.perf_counter() - started)
+                results.append(self._recognition(raw))
+            return results
+
+        return await self._run(work)
 
     async def finish(self) -> Recognition:
         """Close the current utterance now (our own endpointer fired, or the caller hung up).

@@ -68,6 +68,9 @@ _SILENCE = bytes([MULAW_SILENCE]) * MULAW_FRAME_BYTES
 # A frame at least this loud is speech when the persona's line is measured (end of speech).
 _VOICED_DBFS = -50.0
 _MAX_REPORTS = 10_000
+# The event-loop monitor's tick, and how many stalls it remembers.
+_MONITOR_SECONDS = 0.01
+_MAX_STALLS = 4096
 
 
 @dataclass(slots=True)
@@ -94,6 +97,9 @@ class ConversationReport:
     bot_frames: int = 0
     underruns: int = 0  # times the bot's audio ran dry inside a prompt
     underrun_ms: float = 0.0
+    # Gaps seen while this process's own event loop was stalled (frames of one burst handled
+    # apart): the phone's delay, not audio the bot failed to send in time.
+    stall_gaps: int = 0
     clears: int = 0
     marks_echoed: int = 0
     late_frames: int = 0  # our own frames sent late (an overloaded process, not the bot)
@@ -165,6 +171,29 @@ class SimulatedVoice:
         self.time_scale = time_scale
         self.on_report = on_report
         self.reports: deque[ConversationReport] = deque(maxlen=_MAX_REPORTS)
+        self._stalls: deque[tuple[float, float]] = deque(maxlen=_MAX_STALLS)
+        self._monitor: asyncio.Task[None] | None = None
+        self._monitor_due = float("inf")  # when the monitor should next wake
+
+    def stalled_seconds(self, start: float, end: float) -> float:
+        """How long this process's event loop was stalled (running late) within [start, end]."""
+        stalls = [*self._stalls]
+        if self._monitor_due + FRAME_SECONDS / 2 < end:
+            # The monitor is overdue: the stall still going on has not been noted yet.
+            stalls.append((self._monitor_due, end))
+        return sum(max(0.0, min(e, end) - max(s, start)) for s, e in stalls if e > start)
+
+    async def _watch_loop(self) -> None:
+        """Note when the event loop runs late: what this process receives meanwhile is handled
+        late, and gaps it then sees in the bot's audio are its own doing."""
+        tick = _MONITOR_SECONDS
+        while True:
+            before = time.monotonic()
+            self._monitor_due = before + tick
+            await asyncio.sleep(tick)
+            woke = time.monotonic()
+            if woke - before > tick + FRAME_SECONDS / 2:
+                self._stalls.append((before + tick, woke))
 
     async def converse(self, call_sid: str, request: DialRequest, answered_by: str) -> None:
         """Hold one answered call's conversation; returns when either side has hung up. If the
@@ -172,6 +201,8 @@ class SimulatedVoice:
         as Twilio does."""
         report = ConversationReport(call_sid=call_sid, call_id=request.call_id)
         started = time.monotonic()
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.create_task(self._watch_loop(), name="voice-loop-monitor")
         try:
             instructions = await self._answer(call_sid, request, answered_by)
             if instructions.url is None:
@@ -217,6 +248,10 @@ class SimulatedVoice:
         return line
 
     async def aclose(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
         if self._owns_client:
             await self._client.aclose()
 
@@ -396,8 +431,13 @@ class _VoiceCall:
             if self.play_until < now:
                 gap = now - self.play_until
                 if self.prompt_open and gap >= self.frame_seconds:
-                    self.report.underruns += 1
-                    self.report.underrun_ms += 1000 * gap
+                    # A gap the phone's own stalls account for is not the bot's.
+                    stalled = self.voice.stalled_seconds(self.play_until, now)
+                    if stalled >= gap - self.frame_seconds:
+                        self.report.stall_gaps += 1
+                    else:
+                        self.report.underruns += 1
+                        self.report.underrun_ms += 1000 * gap
                 self.play_until = now
             self.play_until += len(event.payload) / 8000 / self.voice.time_scale
             self.prompt_open = True
