@@ -3,17 +3,18 @@ cancellation of the queue, progress, and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.integration.api_support import Api, running_api, seed_campaign_with_callbacks
 from voicebot.config import Settings
 from voicebot.db.apikeys import authenticate
-from voicebot.db.models import AuditEntry, Call, CallBack
+from voicebot.db.models import AuditEntry, Call, CallBack, Campaign
 from voicebot.domain.types import Role
 
 
@@ -291,3 +292,34 @@ async def test_editing_campaigns(api: Api) -> None:
     """Field by field while draft; never after."""
     await _a_draft_is_edited_field_by_field_and_checked_as_a_whole(api)
     await _only_a_draft_can_be_edited(api)
+
+
+async def test_cancel_waits_for_a_call_ending_instead_of_deadlocking_with_it(
+    pg_url: str,
+) -> None:
+    """A call's end locks its contact's open call-back (a borrower-requested time moves it)
+    and then the campaign row (live calls); cancelling takes them in the same order."""
+    settings = Settings(environment="test", database_url=pg_url, dialer_enabled=False)
+    async with running_api(settings) as api:
+        campaign_id, [pending] = await seed_campaign_with_callbacks(api.sessionmaker, ["pending"])
+        async with api.sessionmaker() as ending:
+            await ending.execute(
+                update(CallBack).where(CallBack.id == pending).values(reason="borrower_request")
+            )
+            cancel = asyncio.create_task(
+                api.http.post(f"/v1/campaigns/{campaign_id}/cancel", headers=api.auth())
+            )
+            await asyncio.sleep(0.5)  # the cancel is now waiting for the call-back's lock
+            assert not cancel.done()
+            await ending.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(live_calls=Campaign.live_calls + 0)
+            )
+            await ending.commit()
+        response = await asyncio.wait_for(cancel, timeout=10)
+        assert response.status_code == 200, response.text
+        async with api.sessionmaker() as session:
+            callback = await session.get(CallBack, pending)
+            assert callback is not None
+            assert (callback.status, callback.reason) == ("cancelled", "borrower_request")

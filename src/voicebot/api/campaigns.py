@@ -222,6 +222,14 @@ async def _change_state(
 ) -> CampaignOut:
     """Apply ``action``. Pausing or cancelling also cancels, at ``carrier``, the campaign's calls
     still queued or ringing (answered ones finish)."""
+    now = datetime.now(UTC)
+    cancelled: int | None = None
+    if action is CampaignAction.CANCEL:
+        # Call-backs before the campaign row: the dialer and the lifecycle lock in that order,
+        # so the other way round deadlocks with a call ending or a batch being dialed. A
+        # refused transition below rolls this back with the rest.
+        await _load(session, campaign_id)
+        cancelled = await cancel_callbacks(session, campaign_id, now=now)
     campaign = await _load(session, campaign_id, lock=True)
     before = CampaignStatus(campaign.status)
     try:
@@ -238,7 +246,6 @@ async def _change_state(
             status=before.value,
             carrier_error=alarm.code,
         )
-    now = datetime.now(UTC)
     details: dict[str, Any] = {"from": before.value, "to": after.value}
     campaign.status = after.value
     campaign.updated_at = now
@@ -246,8 +253,8 @@ async def _change_state(
         campaign.started_at = now
     if after in (CampaignStatus.CANCELLED, CampaignStatus.COMPLETED):
         campaign.finished_at = now
-    if after is CampaignStatus.CANCELLED:
-        details["callbacks_cancelled"] = await cancel_callbacks(session, campaign.id, now=now)
+    if cancelled is not None:
+        details["callbacks_cancelled"] = cancelled
     ringing: list[str] = []
     if after in (CampaignStatus.PAUSED, CampaignStatus.CANCELLED):
         ringing = await unanswered_call_sids(session, campaign.id)
