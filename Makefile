@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench postgres clean
+.PHONY: demo test lint typecheck bench postgres browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/voicebot demo
 
-test: $(STAMP) postgres lint
+test: $(STAMP) postgres browser lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -35,6 +35,15 @@ postgres:
 	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  else \
 	    echo "PostgreSQL is not running on 127.0.0.1:5432 (needed by make test)"; exit 1; \
+	  fi; }
+
+# The dashboard test drives Debian's chromium (playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; \
+	  else \
+	    echo "the dashboard test needs Chromium: install Debian's chromium package"; exit 1; \
 	  fi; }
 
 clean:

@@ -31,6 +31,8 @@ from voicebot.api import (
 )
 from voicebot.api import calls as call_results
 from voicebot.api import carrier as carrier_api
+from voicebot.api.dashboard import mount_dashboard
+from voicebot.api.guards import install_input_guards
 from voicebot.config import Settings
 from voicebot.db.session import make_engine, make_sessionmaker
 from voicebot.telephony.carrier import Carrier
@@ -124,6 +126,8 @@ def create_app(
     app.include_router(payments.router)
     app.include_router(notifications.router)
     app.add_middleware(metrics.WebhookTimer)
+    install_input_guards(app)
+    mount_dashboard(app)
     return app
 
 

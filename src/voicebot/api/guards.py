@@ -1,0 +1,77 @@
+"""Input PostgreSQL cannot store, refused with a 422 instead of failing inside a query as a 500.
+
+PostgreSQL text may not hold a NUL character (U+0000), and its integers stop at 2**63 - 1. Query
+strings are checked for NULs up front, naming the parameter. A NUL inside a JSON body
+(``"\\u0000"``) or a number too large for the database that reaches a query anyway is turned into
+a 422 that says what was wrong; the session's transaction is rolled back, so nothing is stored.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_NUL = "\x00"
+
+
+def _error(message: str, *, field: str | None = None) -> dict[str, object]:
+    detail: dict[str, object] = {"error": "nul_character", "message": message}
+    if field is not None:
+        detail["field"] = field
+    return {"detail": detail}
+
+
+class RejectNulInQuery:
+    """422 for a query string with a NUL character in a parameter's name or value."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b"").lower():
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            for name, value in pairs:
+                if _NUL in name or _NUL in value:
+                    shown = name.replace(_NUL, "\\u0000")
+                    response = JSONResponse(
+                        _error(
+                            f"query parameter {shown!r} contains a NUL character (\\u0000), "
+                            "which cannot be stored or searched for",
+                            field=shown,
+                        ),
+                        status_code=422,
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self._app(scope, receive, send)
+
+
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    # SQLite's driver raises OverflowError itself; PostgreSQL's comes wrapped in DBAPIError.
+    reason = str(exc.orig) if isinstance(exc, DBAPIError) else "out of int64 range"
+    if "0x00" in reason:
+        body = _error(
+            "a text value in the request contains a NUL character (\\u0000), "
+            "which cannot be stored or searched for; nothing was changed"
+        )
+    elif "out of int64 range" in reason or "out of int32 range" in reason:
+        body = {
+            "detail": {
+                "error": "number_out_of_range",
+                "message": "a number in the request is larger than any id or count the service "
+                "stores (at most 9223372036854775807); nothing was changed",
+            }
+        }
+    else:
+        raise exc
+    return JSONResponse(body, status_code=422)
+
+
+def install_input_guards(app: FastAPI) -> None:
+    app.add_middleware(RejectNulInQuery)
+    app.add_exception_handler(DBAPIError, _unstorable_value)
+    app.add_exception_handler(OverflowError, _unstorable_value)
