@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     media_stream_token_seconds: float = Field(default=30.0, gt=0, le=3600)
     media_end_of_speech_ms: int = Field(default=160, ge=60, le=3000)
     media_preroll_ms: int = Field(default=100, ge=0, le=1000)
+    # With asynchronous answering-machine detection the bot waits, silent, for the result before
+    # it speaks (Twilio reports a person within seconds, a machine at its beep, and gives up at
+    # 30 s): a voicemail greeting never uses up the dialog's reprompts before the message.
+    media_machine_detection_wait_seconds: float = Field(default=30.0, ge=0, le=120)
 
     # Dialer
     dialer_enabled: bool = True

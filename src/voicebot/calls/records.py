@@ -44,12 +44,14 @@ class CallSetup:
     stream_sid: str | None
     status: str
     contact: dict[str, Any]  # the contact as JSON, the shape ``dialog.context_for`` reads
+    # The campaign's answering-machine detection ("off", "Enable", "DetectMessageEnd").
+    machine_detection: str = "off"
 
 
 async def load_setup(session: AsyncSession, call_id: int) -> CallSetup | None:
     row = (
         await session.execute(
-            select(Call, Contact, Campaign.dialog_id)
+            select(Call, Contact, Campaign.dialog_id, Campaign.machine_detection)
             .join(Contact, Contact.id == Call.contact_id)
             .join(Campaign, Campaign.id == Call.campaign_id)
             .where(Call.id == call_id)
@@ -57,7 +59,7 @@ async def load_setup(session: AsyncSession, call_id: int) -> CallSetup | None:
     ).one_or_none()
     if row is None:
         return None
-    call, contact, dialog_id = row
+    call, contact, dialog_id, machine_detection = row
     return CallSetup(
         call_id=call.id,
         campaign_id=call.campaign_id,
@@ -68,7 +70,14 @@ async def load_setup(session: AsyncSession, call_id: int) -> CallSetup | None:
         stream_sid=call.stream_sid,
         status=call.status,
         contact=contact_json(contact),
+        machine_detection=machine_detection,
     )
+
+
+async def answered_by(session: AsyncSession, call_id: int) -> str | None:
+    """Who answered the call, as the carrier's answering-machine detection reported it."""
+    value: str | None = await session.scalar(select(Call.answered_by).where(Call.id == call_id))
+    return value
 
 
 def contact_json(contact: Contact) -> dict[str, Any]:

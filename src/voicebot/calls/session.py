@@ -35,6 +35,7 @@ from voicebot.calls.records import CallSetup
 from voicebot.calls.services import CallServices
 from voicebot.dialog import (
     Action,
+    CallContext,
     CallStarted,
     CallState,
     Confirmation,
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 
 # After asking the carrier to hang up, how long to wait for its ``stop`` before closing.
 _STOP_WAIT_SECONDS = 10.0
+# How often a call waiting for answering-machine detection looks for the verdict.
+_DETECTION_POLL_SECONDS = 0.25
 # How long the prompts before a Hangup may take to come back before the call is ended anyway.
 _CLOSING_GRACE_SECONDS = 60.0
 _RECORDER_DRAIN_SECONDS = 10.0
@@ -164,13 +167,15 @@ class CallSession:
         start: Start,
         transport: MediaTransport,
         *,
-        answered_by: str = "human",
+        answered_by: str | None = None,
     ) -> None:
         self.services = services
         self.setup = setup
         self.dialog = dialog
         self.start = start
         self.transport = transport
+        # Who answered, when the carrier said so as the stream started (synchronous detection);
+        # None: a person, unless the campaign's asynchronous detection is still to report.
         self.answered_by = answered_by
         self.stats = SessionStats()
         self.state: CallState | None = None
@@ -208,15 +213,17 @@ class CallSession:
         loop = asyncio.get_running_loop()
         self._recorder = _Recorder(self.services, self.call_id)
         recognizer_task = asyncio.create_task(self._recognizer(), name="recognizer")
+        detection: asyncio.Task[None] | None = None
         try:
             try:
                 context = context_for(self.dialog.script, self.setup.contact)
             except ValueError as exc:
                 raise StreamFailure("contact_data", str(exc), close_code=1011) from None
             self.player.start()
-            self.state = new_call(self.dialog, context)
-            machine = self.answered_by.startswith("machine") or self.answered_by == "fax"
-            self._apply(CallStarted(at=self._now(), answered_by="machine" if machine else "human"))
+            if self.answered_by is None and self.setup.machine_detection != "off":
+                detection = asyncio.create_task(self._begin_after_detection(context))
+            else:
+                self._begin(context, self.answered_by or "human")
             limit = self.dialog.script.max_call_seconds
             self._timers.append(loop.call_later(limit, self._timeout))
             await self._read()
@@ -226,10 +233,38 @@ class CallSession:
             log.exception("call %s: the conversation failed", self.call_id)
             self.failure = StreamFailure("internal_error", repr(exc), close_code=1011)
         finally:
-            recognizer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recognizer_task
+            for task in (recognizer_task, detection):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await self._finish()
+
+    def _begin(self, context: CallContext, answered_by: str) -> None:
+        """The dialog starts: its greeting, or for a machine its voicemail message."""
+        self.state = new_call(self.dialog, context)
+        machine = answered_by.startswith("machine") or answered_by == "fax"
+        self._apply(CallStarted(at=self._now(), answered_by="machine" if machine else "human"))
+
+    async def _begin_after_detection(self, context: CallContext) -> None:
+        """Wait, listening to nothing, for the campaign's answering-machine detection. A person
+        (or no verdict in time) starts the dialog; for a machine the carrier's webhook does
+        what the campaign says (hang up, or leave the message) and the stream ends."""
+        wait = self.services.settings.media_machine_detection_wait_seconds
+        deadline = asyncio.get_running_loop().time() + wait
+        verdict: str | None = None
+        while verdict is None and asyncio.get_running_loop().time() < deadline:
+            async with self.services.sessionmaker() as session:
+                verdict = await records.answered_by(session, self.call_id)
+            if verdict is None:
+                await asyncio.sleep(_DETECTION_POLL_SECONDS)
+        if verdict is not None and (verdict.startswith("machine") or verdict == "fax"):
+            log.info(
+                "call %s: a machine answered; the carrier's webhook ends the call", self.call_id
+            )
+            return
+        if not self._stopped:
+            self._begin(context, "human")
 
     async def _recognizer(self) -> None:
         """Open the call's recogniser (the model may still be loading) and start listening."""

@@ -128,7 +128,7 @@ async def _bind(
         dialog = await services.dialogs.get(setup.dialog_id)
     except (DialogNotFound, DialogInvalid) as exc:
         raise _Refusal("dialog_unavailable", str(exc), _UNAVAILABLE) from None
-    answered_by = start.custom_parameters.get(ANSWERED_BY_PARAMETER) or "human"
+    answered_by = start.custom_parameters.get(ANSWERED_BY_PARAMETER) or None
     return CallSession(services, setup, dialog, start, transport, answered_by=answered_by)
 
 
