@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.integration import telephony_support
 from voicebot.config import Settings
 from voicebot.db.models import Call, CallBack, Campaign, Contact, ContactPhone
 from voicebot.speech.recognition import SpeechModels
@@ -71,42 +70,12 @@ class RecordingCarrier:
         return None
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serve(make_app: Callable[[str], Any]) -> AsyncIterator[str]:
     """uvicorn (with websockets) on a free loopback port; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = _Server(
-        uvicorn.Config(
-            make_app(base),
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            # The sans-I/O implementation: uvicorn's "websockets" one is the deprecated legacy API.
-            ws="websockets-sansio",
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.01)
+    # The sans-I/O implementation: uvicorn's "websockets" one is the deprecated legacy API.
+    async with telephony_support.serve(make_app, ws="websockets-sansio") as base:
         yield base
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
-        sock.close()
 
 
 async def seed_call(

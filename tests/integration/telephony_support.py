@@ -20,16 +20,17 @@ class _QuietServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve(make_app: Callable[[str], Any]) -> AsyncIterator[str]:
+async def serve(make_app: Callable[[str], Any], *, ws: str = "none") -> AsyncIterator[str]:
     """Yield the base URL (``http://127.0.0.1:<port>``) while uvicorn serves the app that
-    ``make_app`` builds for that URL (the service must know its public URL before it starts)."""
+    ``make_app`` builds for that URL (the service must know its public URL before it starts).
+    ``ws``: uvicorn's websocket implementation, for apps whose tests open media streams."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     app = make_app(f"http://127.0.0.1:{port}")
     server = _QuietServer(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", ws="none")
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", ws=ws)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 _NUL = "\x00"
 
 
-def _error(message: str, *, field: str | None = None) -> dict[str, object]:
-    detail: dict[str, object] = {"error": "nul_character", "message": message}
+def _error(code: str, message: str, *, field: str | None = None) -> dict[str, object]:
+    detail: dict[str, object] = {"error": code, "message": message}
     if field is not None:
         detail["field"] = field
     return {"detail": detail}
@@ -39,6 +39,7 @@ class RejectNulInQuery:
                     shown = name.replace(_NUL, "\\u0000")
                     response = JSONResponse(
                         _error(
+                            "nul_character",
                             f"query parameter {shown!r} contains a NUL character (\\u0000), "
                             "which cannot be stored or searched for",
                             field=shown,
@@ -55,17 +56,16 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     reason = str(exc.orig) if isinstance(exc, DBAPIError) else "out of int64 range"
     if "0x00" in reason:
         body = _error(
+            "nul_character",
             "a text value in the request contains a NUL character (\\u0000), "
-            "which cannot be stored or searched for; nothing was changed"
+            "which cannot be stored or searched for; nothing was changed",
         )
     elif "out of int64 range" in reason or "out of int32 range" in reason:
-        body = {
-            "detail": {
-                "error": "number_out_of_range",
-                "message": "a number in the request is larger than any id or count the service "
-                "stores (at most 9223372036854775807); nothing was changed",
-            }
-        }
+        body = _error(
+            "number_out_of_range",
+            "a number in the request is larger than any id or count the service stores "
+            "(at most 9223372036854775807); nothing was changed",
+        )
     else:
         raise exc
     return JSONResponse(body, status_code=422)

@@ -85,7 +85,6 @@ async def end_stale_calls(
             await session.scalars(
                 select(Call.id)
                 .where(
-                    Call.campaign_id.in_(select(Campaign.id)),
                     Call.status.in_(_NOT_FINAL),
                     Call.status != CallStatus.INITIATING.value,
                     Call.created_at < now - older_than,
