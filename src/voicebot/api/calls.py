@@ -34,7 +34,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
 
 
-def call_filter(
+async def call_filter(
     campaign_id: int | None = None,
     contact_id: int | None = None,
     disposition: Annotated[list[Disposition] | None, Query(description="Any of these")] = None,

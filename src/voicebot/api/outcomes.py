@@ -27,7 +27,7 @@ from voicebot.domain.types import OutcomeType
 router = APIRouter(prefix="/v1/outcomes", tags=["outcomes"], responses=documented(401, 403))
 
 
-def outcome_filter(
+async def outcome_filter(
     type: Annotated[list[OutcomeType] | None, Query(description="Any of these types")] = None,
     campaign_id: int | None = None,
     contact_id: int | None = None,
