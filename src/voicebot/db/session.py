@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -13,13 +14,48 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+
+def make_engine(
+    url: str, *, pool_size: int = 10, ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine, ping_after_idle_seconds)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, after_seconds: float) -> None:
+    """Check a connection that sat idle in the pool before lending it out.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip added to every request
+    and every dialer round. A connection in steady use has just proved itself alive, so only one
+    idle for ``after_seconds`` (when a server restart or an idle timeout may have cut it) is
+    pinged; a dead one is discarded and the pool connects afresh. A connection that dies while
+    busy fails its statement as it would anyway, and SQLAlchemy then invalidates the whole pool.
+    """
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < after_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            raise exc.DisconnectionError("a pooled connection was closed while idle") from error
 
 
 def require_sqlite_directory(url: str) -> None:
