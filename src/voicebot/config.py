@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./voicebot.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
 
+    # A verified API key is remembered in each process for this long, so a request does not pay
+    # a database lookup for its key; a revoked key therefore keeps working for at most this
+    # long. 0 checks the database on every request.
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # The URL Twilio (or the simulated carrier) reaches this service at. Webhook signatures are

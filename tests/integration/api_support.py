@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +39,7 @@ class Api:
     http: httpx.AsyncClient
     keys: dict[Role, str]
     sessionmaker: async_sessionmaker[AsyncSession]
+    app: FastAPI
 
     def auth(self, role: Role = Role.ADMIN) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -87,7 +89,7 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://api.test"
         ) as http:
-            yield Api(http=http, keys=keys, sessionmaker=maker)
+            yield Api(http=http, keys=keys, sessionmaker=maker, app=app)
 
 
 async def count(maker: async_sessionmaker[AsyncSession], model: type[Base]) -> int:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.integration.api_support import Api, running_api
+from voicebot.api.auth import Principal, VerifiedKeys
 from voicebot.app import create_app
 from voicebot.config import Settings
 from voicebot.db.apikeys import authenticate, create_api_key, key_prefix, revoke_api_key
@@ -143,3 +144,47 @@ async def test_keys_work_in_either_header_and_are_stored_hashed(api: Api) -> Non
     """Both headers; only a hash stored."""
     await _the_x_api_key_header_works_like_the_bearer_token(api)
     await _keys_are_stored_only_as_a_hash(api)
+
+
+async def _revoke(api: Api, key: str) -> None:
+    async with api.sessionmaker() as session:
+        prefix = key_prefix(key)
+        assert prefix is not None
+        assert await revoke_api_key(session, prefix, now=datetime.now(UTC))
+        await session.commit()
+
+
+async def test_a_revoked_key_stops_working_once_its_verification_expires(
+    settings: Settings,
+) -> None:
+    clock = [1000.0]
+    async with running_api(settings.model_copy(update={"api_key_cache_seconds": 10})) as api:
+        api.app.state.verified_keys = VerifiedKeys(10, clock=lambda: clock[0])
+        headers = api.auth(Role.ANALYST)
+        assert (await api.http.get("/v1/campaigns", headers=headers)).status_code == 200
+        await _revoke(api, api.keys[Role.ANALYST])
+        clock[0] += 9  # still remembered: within the documented delay
+        assert (await api.http.get("/v1/campaigns", headers=headers)).status_code == 200
+        clock[0] += 2
+        response = await api.http.get("/v1/campaigns", headers=headers)
+        assert response.status_code == 401
+        assert response.json()["detail"]["error"] == "invalid_api_key"
+
+
+async def test_with_no_cache_a_revoked_key_is_refused_at_once(settings: Settings) -> None:
+    async with running_api(settings.model_copy(update={"api_key_cache_seconds": 0})) as api:
+        headers = api.auth(Role.OPERATOR)
+        assert (await api.http.get("/v1/campaigns", headers=headers)).status_code == 200
+        await _revoke(api, api.keys[Role.OPERATOR])
+        assert (await api.http.get("/v1/campaigns", headers=headers)).status_code == 401
+
+
+def test_verified_keys_forget_the_least_recently_used_first() -> None:
+    verified = VerifiedKeys(60, size=2)
+    principals = [Principal(key_id=n, name=f"k{n}", role=Role.ANALYST) for n in range(3)]
+    verified.remember("a", principals[0])
+    verified.remember("b", principals[1])
+    assert verified.get("a") == principals[0]  # "b" is now the least recently used
+    verified.remember("c", principals[2])
+    assert verified.get("b") is None
+    assert (verified.get("a"), verified.get("c")) == (principals[0], principals[2])

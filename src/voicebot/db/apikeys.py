@@ -29,7 +29,7 @@ def create_api_key(session: AsyncSession, *, role: Role, name: str) -> str:
         ApiKey(
             name=name,
             prefix=prefix,
-            key_hash=_digest(key),
+            key_hash=key_digest(key),
             role=role.value,
             created_at=datetime.now(UTC),
         )
@@ -45,7 +45,7 @@ async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:
     key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if key is None or key.revoked_at is not None:
         return None
-    if not hmac.compare_digest(key.key_hash, _digest(presented)):
+    if not hmac.compare_digest(key.key_hash, key_digest(presented)):
         return None
     return key
 
@@ -70,5 +70,6 @@ def key_prefix(presented: str) -> str | None:
     return prefix
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
+    """What is stored of a key: the SHA-256 of the whole key, in hex."""
     return hashlib.sha256(key.encode()).hexdigest()
