@@ -31,10 +31,11 @@ from voicebot.api import (
 )
 from voicebot.api import calls as call_results
 from voicebot.api import carrier as carrier_api
+from voicebot.api.auth import VerifiedKeys
 from voicebot.api.dashboard import mount_dashboard
 from voicebot.api.guards import install_input_guards
 from voicebot.config import Settings
-from voicebot.db.session import make_engine, make_sessionmaker
+from voicebot.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
 from voicebot.telephony.carrier import Carrier
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def create_app(
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        app.state.read_sessionmaker = make_read_sessionmaker(engine)
         app.state.carrier = live_carrier
         from voicebot.calls.services import build_call_services
 
@@ -109,6 +111,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
     app.include_router(campaigns.router)
     app.include_router(carrier_api.router)
     app.include_router(contacts.router)

@@ -95,7 +95,7 @@ async def export_calls(
                     call.id,
                     call.campaign_id,
                     call.contact_id,
-                    shown_name(principal, name),
+                    shown_name(principal, call.contact_name),
                     shown_phone(principal, call.to_number),
                     shown_phone(principal, call.from_number),
                     call.attempt,
@@ -110,9 +110,9 @@ async def export_calls(
                     call.ended_at,
                     call.recording_url,
                 ]
-                for call, name in page
+                for call in page
             ]
-            before = page[-1][0].id
+            before = page[-1].id
 
     maker = request.app.state.sessionmaker
     return await _csv_response("calls.csv", CALL_COLUMNS, rows(maker))

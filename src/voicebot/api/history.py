@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from voicebot.api.auth import Analyst
 from voicebot.api.calls import call_out
-from voicebot.api.deps import SessionDep
+from voicebot.api.deps import ReadSessionDep
 from voicebot.api.errors import documented, not_found
 from voicebot.api.outcomes import outcome_out
 from voicebot.api.result_schemas import ContactHistoryOut, HistoryCallBackOut, shown_name
@@ -22,7 +22,7 @@ router = APIRouter(tags=["contacts"], responses=documented(401, 403))
     responses=documented(404),
 )
 async def read_history(
-    contact_id: int, principal: Analyst, session: SessionDep
+    contact_id: int, principal: Analyst, session: ReadSessionDep
 ) -> ContactHistoryOut:
     """Every call-back, call and outcome of one borrower, in every campaign, oldest first."""
     history = await contact_history(session, contact_id)

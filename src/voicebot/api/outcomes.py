@@ -10,7 +10,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import Row
 
 from voicebot.api.auth import Analyst, Principal
-from voicebot.api.deps import SessionDep
+from voicebot.api.deps import ReadSessionDep
 from voicebot.api.errors import documented
 from voicebot.api.result_schemas import (
     OutcomeOut,
@@ -75,7 +75,7 @@ def outcome_out(
 @router.get("", response_model=OutcomePage, responses=documented(422))
 async def list_outcomes(
     principal: Analyst,
-    session: SessionDep,
+    session: ReadSessionDep,
     where: Annotated[OutcomeFilter, Depends(outcome_filter)],
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 50,
     cursor: Annotated[

@@ -7,12 +7,13 @@ row however many are written meanwhile, and a deep page costs what the first one
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, exists, select
+from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.models import Call, CallBack, CarrierEvent, Contact, Outcome, TranscriptTurn
@@ -60,49 +61,87 @@ class ContactHistory:
     outcomes: Sequence[Outcome]
 
 
-def _call_conditions(where: CallFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if where.campaign_id is not None:
-        conditions.append(Call.campaign_id == where.campaign_id)
-    if where.contact_id is not None:
-        conditions.append(Call.contact_id == where.contact_id)
-    if where.dispositions:
-        conditions.append(Call.disposition.in_(where.dispositions))
-    if where.statuses:
-        conditions.append(Call.status.in_(where.statuses))
-    if where.since is not None:
-        conditions.append(Call.created_at >= where.since)
-    if where.until is not None:
-        conditions.append(Call.created_at < where.until)
-    if where.outcome_type is not None:
-        conditions.append(
-            exists().where(Outcome.call_id == Call.id, Outcome.type == where.outcome_type)
-        )
-    return conditions
+# The columns of a row find_calls returns, in order: the calls table's, then the contact's name.
+CALL_ROW_COLUMNS = (*(column.key for column in Call.__table__.columns), "contact_name")
 
 
 async def find_calls(
     session: AsyncSession, where: CallFilter, *, limit: int, before_id: int | None = None
-) -> list[tuple[Row[Any], str | None]]:
-    """One page of calls (each a row of the calls table's columns, read as attributes) and
-    their contact's name, with ids below ``before_id``, newest first.
+) -> Sequence[Row[Any]]:
+    """One page of calls with ids below ``before_id``, newest first: rows of
+    :data:`CALL_ROW_COLUMNS` (the calls table's columns, then the contact's name).
 
     The page's ids are found first, from the index alone where it holds every column filtered
     on (ix_calls_campaign_id_id on PostgreSQL); only those rows are then read whole, as plain
     rows (a page is read, never changed: ORM objects would only cost time).
     """
-    conditions = _call_conditions(where)
-    if before_id is not None:
-        conditions.append(Call.id < before_id)
-    page = select(Call.id).where(*conditions).order_by(Call.id.desc()).limit(limit)
+    params: dict[str, Any] = {
+        "campaign_id": where.campaign_id,
+        "contact_id": where.contact_id,
+        "dispositions": list(where.dispositions),
+        "statuses": list(where.statuses),
+        "outcome_type": where.outcome_type,
+        "since": where.since,
+        "until": where.until,
+        "before_id": before_id,
+        "limit": limit,
+    }
+    shape = tuple(params[name] not in (None, []) for name in _FILTERS)
+    rows = await session.execute(_calls_page(shape), params)
+    return rows.all()
+
+
+# The optional filters of a page of calls, in the order _calls_page's shape lists them.
+_FILTERS = (
+    "campaign_id",
+    "contact_id",
+    "dispositions",
+    "statuses",
+    "outcome_type",
+    "since",
+    "until",
+    "before_id",
+)
+
+
+@functools.lru_cache(maxsize=2 ** len(_FILTERS))
+def _calls_page(shape: tuple[bool, ...]) -> Select[Any]:
+    """The page query for one combination of filters (``shape``: whether each of _FILTERS is
+    given), with bound parameters named as the filters: built once, then reused by every
+    request of that shape, instead of building the same statement per request."""
+    given = dict(zip(_FILTERS, shape, strict=True))
+    conditions: list[ColumnElement[bool]] = []
+    if given["campaign_id"]:
+        conditions.append(Call.campaign_id == bindparam("campaign_id"))
+    if given["contact_id"]:
+        conditions.append(Call.contact_id == bindparam("contact_id"))
+    if given["dispositions"]:
+        conditions.append(Call.disposition.in_(bindparam("dispositions", expanding=True)))
+    if given["statuses"]:
+        conditions.append(Call.status.in_(bindparam("statuses", expanding=True)))
+    if given["since"]:
+        conditions.append(Call.created_at >= bindparam("since"))
+    if given["until"]:
+        conditions.append(Call.created_at < bindparam("until"))
+    if given["outcome_type"]:
+        conditions.append(
+            exists().where(Outcome.call_id == Call.id, Outcome.type == bindparam("outcome_type"))
+        )
+    if given["before_id"]:
+        conditions.append(Call.id < bindparam("before_id"))
+    page = (
+        select(Call.id)
+        .where(*conditions)
+        .order_by(Call.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+    )
     calls = Call.__table__
-    rows = await session.execute(
-        select(calls, Contact.name.label("_contact_name"))
+    return (
+        select(calls, Contact.name.label("contact_name"))
         .outerjoin(Contact, Contact.id == calls.c.contact_id)
         .where(calls.c.id.in_(page.scalar_subquery()))
         .order_by(calls.c.id.desc())
     )
-    return [(row, row._contact_name) for row in rows]
 
 
 def outcomes_query(where: OutcomeFilter) -> Select[Any]:
