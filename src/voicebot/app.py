@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -90,9 +91,14 @@ def create_app(
             dialer_task.add_done_callback(_report_dialer_exit)
         app.state.dialer_task = dialer_task
         notifier = await _start_notifications(settings, sessionmaker, stop)
+        # Everything loaded so far (the framework, the ORM, dialogs, speech models) lives as long
+        # as the app: frozen, it is no longer walked by every full garbage collection, which
+        # otherwise costs ~10 % of a request's CPU under load.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             stop.set()
             if dialer_task is not None:
                 # A crash was already logged when it happened; shutdown goes on regardless.
