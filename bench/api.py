@@ -7,7 +7,7 @@ VOICEBOT_BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/postgr
 and loads with ``INSERT … SELECT generate_series`` ``--calls`` calls (and their call-backs) over
 200 campaigns and 100,000 borrowers, spread over 80 days, with dispositions in realistic
 proportions and an outcome (promise, complaint, risk flag, opt-out or confirmation) on every
-answered call. The real app then runs under uvicorn (``--workers`` processes, no dialer) and
+answered call. The real app then runs as ``voicebot serve --no-dialer --workers N`` and
 ``--clients`` concurrent clients measure, each for ``--requests`` requests:
 
 - ``list_p95_ms``: ``GET /v1/calls`` filtered by campaign, disposition and a time range (as an
@@ -225,22 +225,22 @@ def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
         "VOICEBOT_TWILIO_AUTH_TOKEN": TOKEN,
         "VOICEBOT_DATABASE_POOL_SIZE": "20",
     }
+    # As production runs it: `voicebot serve` (here without the dialer), one process per core.
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "voicebot.app:create_app",
-            "--factory",
+            "voicebot",
+            "serve",
+            "--no-dialer",
+            "--workers",
+            str(workers),
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--workers",
-            str(workers),
             "--log-level",
             "warning",
-            "--no-access-log",
         ],
         env=env,
     )

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -27,6 +28,9 @@ from voicebot.cli_twilio import twilio_app
 from voicebot.config import Settings
 from voicebot.db.session import require_sqlite_directory
 from voicebot.domain.types import Role
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(
     name="voicebot",
@@ -135,6 +139,15 @@ def serve(
     no_dialer: Annotated[
         bool, typer.Option("--no-dialer", help="Serve the API and webhooks only.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes sharing the port, each with its own dialer unless --no-dialer "
+            "(PostgreSQL only).",
+        ),
+    ] = 1,
     log_level: LogLevel = LogLevelName.INFO,
 ) -> None:
     """Serve the API and the carrier webhooks, with the dialer inside unless --no-dialer."""
@@ -146,18 +159,42 @@ def serve(
     _configure_logging(log_level, settings)
     with _user_errors(settings):
         _check_database(settings)
-        application = create_app(settings, run_dialer=False if no_dialer else None)
-        uvicorn.run(
-            application,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level=log_level.value,
+        options: dict[str, Any] = {
+            "host": host or settings.host,
+            "port": port or settings.port,
+            "log_level": log_level.value,
             # Webhook signatures use VOICEBOT_PUBLIC_BASE_URL, not forwarded headers; these only
             # make the access log show the real client behind a local proxy.
-            proxy_headers=True,
+            "proxy_headers": True,
             # JSON logs: uvicorn's own loggers pass their records to ours.
-            log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
-        )
+            "log_config": None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
+        }
+        if workers == 1:
+            application = create_app(settings, run_dialer=False if no_dialer else None)
+            uvicorn.run(application, **options)
+            return
+        if not settings.is_postgres:
+            raise CliError(
+                "--workers needs PostgreSQL (VOICEBOT_DATABASE_URL=postgresql+asyncpg://…): "
+                "the embedded SQLite database has a single writer"
+            )
+        # Each worker is a fresh process that builds its app from the environment.
+        os.environ[_WORKER_LOG_LEVEL] = log_level.value
+        if no_dialer:
+            os.environ["VOICEBOT_DIALER_ENABLED"] = "false"
+        uvicorn.run("voicebot.cli:worker_app", factory=True, workers=workers, **options)
+
+
+_WORKER_LOG_LEVEL = "VOICEBOT_WORKER_LOG_LEVEL"
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers`` process, configured as ``serve`` configures its own."""
+    from voicebot.app import create_app
+
+    settings = load_settings()
+    _configure_logging(LogLevelName(os.environ.get(_WORKER_LOG_LEVEL, "info")), settings)
+    return create_app(settings)
 
 
 @app.command(

@@ -227,6 +227,45 @@ async def test_serve_answers_health_probes_and_stops_cleanly_on_sigterm(
     assert "Traceback" not in stderr.decode()
 
 
+def test_serve_refuses_several_workers_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
+    result = _run("serve", "--workers", "2", cwd=tmp_path, database_url=sqlite_url)
+    assert result.returncode == 2
+    assert "--workers needs PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_serve_with_two_workers_answers_from_both_and_stops_on_sigterm(
+    pg_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(VOICEBOT),
+        "serve",
+        "--no-dialer",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=_env(database_url=pg_url, public_base_url=f"http://127.0.0.1:{port}"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        async with httpx.AsyncClient() as client:
+            ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "dialer" not in ready.json()["checks"]  # --no-dialer reached the workers
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    log = stderr.decode()
+    assert log.count("Application startup complete") == 2, log
+    assert log.count("Application shutdown complete") == 2, log
+    assert "Traceback" not in log
+
+
 async def test_the_dialer_command_runs_until_sigterm_and_stops_cleanly(
     sqlite_url: str, tmp_path: Path
 ) -> None:
