@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.api_support import Api, running_api
 from tests.integration.results_support import CALLS, T0, Seeded, seed_results
+from voicebot.api.result_schemas import CallOut, CallPage
 from voicebot.config import Settings
 from voicebot.domain.types import Role
 
@@ -116,6 +117,21 @@ async def test_analysts_see_numbers_and_names_masked_admins_whole(
     assert (w["to_number"], w["contact_name"]) == ("+8613812345678", "张三")
     unauthenticated = await http.http.get("/v1/calls")
     assert unauthenticated.status_code == 401
+
+
+async def test_a_page_is_exactly_what_its_schema_documents(api: tuple[Api, Seeded]) -> None:
+    """The list is written without response validation: its body must still be a CallPage,
+    each item a CallOut with no field more or less, equal to the call as /v1/calls/{id} reads it."""
+    http, _ = api
+    response = await http.http.get("/v1/calls", params={"limit": 3}, headers=http.auth())
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    page = CallPage.model_validate(body)
+    assert len(page.items) == 3 and page.next_cursor is not None
+    for item in body["items"]:
+        assert set(item) == set(CallOut.model_fields)
+        one = await http.http.get(f"/v1/calls/{item['id']}", headers=http.auth())
+        assert {k: one.json()[k] for k in item} == item
 
 
 async def test_a_call_reads_with_its_timeline_transcript_outcomes_and_recording(
