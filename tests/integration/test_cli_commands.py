@@ -196,35 +196,51 @@ async def _wait_http(url: str, process: asyncio.subprocess.Process) -> httpx.Res
     raise AssertionError(f"{url} never answered")
 
 
-async def test_serve_answers_health_probes_and_stops_cleanly_on_sigterm(
-    sqlite_url: str, tmp_path: Path
-) -> None:
+async def _serve(
+    database_url: str, *options: str, cwd: Path
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``voicebot serve`` on a free port, started; the process and its base URL."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     process = await asyncio.create_subprocess_exec(
         str(VOICEBOT),
         "serve",
+        *options,
         "--port",
         str(port),
-        cwd=tmp_path,
-        env=_env(database_url=sqlite_url, public_base_url=f"http://127.0.0.1:{port}"),
+        cwd=cwd,
+        env=_env(database_url=database_url, public_base_url=base),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    return process, base
+
+
+async def _stop(process: asyncio.subprocess.Process) -> str:
+    """SIGTERM, then what it wrote to stderr once it exited."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    return stderr.decode()
+
+
+async def test_serve_answers_health_probes_and_stops_cleanly_on_sigterm(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    process, base = await _serve(sqlite_url, cwd=tmp_path)
     try:
-        health = await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        health = await _wait_http(f"{base}/healthz", process)
         async with httpx.AsyncClient() as client:
-            ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+            ready = await client.get(f"{base}/readyz")
         assert health.status_code == 200
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["database"] == "ok"
         assert ready.json()["checks"]["dialer"] == "running"
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+        log = await _stop(process)
     # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it exited.
-    assert process.returncode in (0, -signal.SIGTERM), stderr.decode()
-    assert "Application shutdown complete" in stderr.decode()
-    assert "Traceback" not in stderr.decode()
+    assert process.returncode in (0, -signal.SIGTERM), log
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log
 
 
 def test_serve_refuses_several_workers_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
@@ -234,33 +250,18 @@ def test_serve_refuses_several_workers_on_sqlite(sqlite_url: str, tmp_path: Path
     assert "Traceback" not in result.stderr
 
 
-async def test_serve_with_two_workers_answers_from_both_and_stops_on_sigterm(
+async def test_serve_with_two_workers_answers_and_stops_on_sigterm(
     pg_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(VOICEBOT),
-        "serve",
-        "--no-dialer",
-        "--workers",
-        "2",
-        "--port",
-        str(port),
-        cwd=tmp_path,
-        env=_env(database_url=pg_url, public_base_url=f"http://127.0.0.1:{port}"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process, base = await _serve(pg_url, "--no-dialer", "--workers", "2", cwd=tmp_path)
     try:
-        await _wait_http(f"http://127.0.0.1:{port}/healthz", process)
+        await _wait_http(f"{base}/healthz", process)
         async with httpx.AsyncClient() as client:
-            ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+            ready = await client.get(f"{base}/readyz")
         assert ready.status_code == 200, ready.text
         assert "dialer" not in ready.json()["checks"]  # --no-dialer reached the workers
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    log = stderr.decode()
+        log = await _stop(process)
     assert log.count("Application startup complete") == 2, log
     assert log.count("Application shutdown complete") == 2, log
     assert "Traceback" not in log
