@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from voicebot.api.auth import Analyst
-from voicebot.api.deps import SessionDep
+from voicebot.api.deps import ReadSessionDep
 from voicebot.api.errors import documented, not_found
-from voicebot.api.result_schemas import CampaignReport, DayReport, ReportMetrics
-from voicebot.db.campaigns import get_campaign
+from voicebot.api.result_schemas import CampaignReport
 from voicebot.db.reports import ReportRow, campaign_report
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=documented(401, 403))
@@ -28,57 +27,50 @@ class GroupBy(StrEnum):
 async def report_campaign(
     campaign_id: int,
     _: Analyst,
-    session: SessionDep,
+    session: ReadSessionDep,
     group_by: Annotated[GroupBy | None, Query(description="Also one row per UTC day")] = None,
     since: Annotated[AwareDatetime | None, Query(description="Calls placed at or after")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Calls placed before")] = None,
-) -> CampaignReport:
+) -> dict[str, Any]:
     """Rates are null when their denominator is zero (see each field for its definition)."""
-    if await get_campaign(session, campaign_id) is None:
-        raise not_found("campaign", campaign_id)
-    (total,) = await campaign_report(session, campaign_id, since=since, until=until) or [_EMPTY]
-    days = None
-    if group_by is GroupBy.DAY:
-        rows = await campaign_report(session, campaign_id, since=since, until=until, by_day=True)
-        days = [DayReport(day=row.day, **_metrics(row).model_dump()) for row in rows]
-    return CampaignReport(
-        campaign_id=campaign_id, since=since, until=until, totals=_metrics(total), days=days
+    report = await campaign_report(
+        session, campaign_id, since=since, until=until, by_day=group_by is GroupBy.DAY
     )
-
-
-_EMPTY = ReportRow(
-    attempts=0,
-    contacts_attempted=0,
-    contacts_reached=0,
-    right_party_contacts=0,
-    contacts_promised=0,
-    contacts_complained=0,
-    contacts_opted_out=0,
-    average_call_seconds=None,
-)
+    if report is None:
+        raise not_found("campaign", campaign_id)
+    # Plain dicts, validated and written once by pydantic-core as the route returns them.
+    return {
+        "campaign_id": campaign_id,
+        "since": since,
+        "until": until,
+        "totals": _metrics(report.totals),
+        "days": None
+        if report.days is None
+        else [{"day": row.day, **_metrics(row)} for row in report.days],
+    }
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
-def _metrics(row: ReportRow) -> ReportMetrics:
-    return ReportMetrics(
-        attempts=row.attempts,
-        contacts_attempted=row.contacts_attempted,
-        contacts_reached=row.contacts_reached,
-        right_party_contacts=row.right_party_contacts,
-        contacts_promised=row.contacts_promised,
-        contacts_complained=row.contacts_complained,
-        contacts_opted_out=row.contacts_opted_out,
-        contact_rate=_ratio(row.contacts_reached, row.contacts_attempted),
-        right_party_contact_rate=_ratio(row.right_party_contacts, row.contacts_attempted),
-        promise_rate=_ratio(row.contacts_promised, row.right_party_contacts),
-        promised_amount={k: str(v) for k, v in sorted(row.promised_amount.items())},
-        complaint_rate=_ratio(row.contacts_complained, row.contacts_reached),
-        opt_out_rate=_ratio(row.contacts_opted_out, row.contacts_reached),
-        attempts_per_contact=_ratio(row.attempts, row.contacts_attempted),
-        average_call_seconds=(
+def _metrics(row: ReportRow) -> dict[str, Any]:
+    return {
+        "attempts": row.attempts,
+        "contacts_attempted": row.contacts_attempted,
+        "contacts_reached": row.contacts_reached,
+        "right_party_contacts": row.right_party_contacts,
+        "contacts_promised": row.contacts_promised,
+        "contacts_complained": row.contacts_complained,
+        "contacts_opted_out": row.contacts_opted_out,
+        "contact_rate": _ratio(row.contacts_reached, row.contacts_attempted),
+        "right_party_contact_rate": _ratio(row.right_party_contacts, row.contacts_attempted),
+        "promise_rate": _ratio(row.contacts_promised, row.right_party_contacts),
+        "promised_amount": {k: str(v) for k, v in sorted(row.promised_amount.items())},
+        "complaint_rate": _ratio(row.contacts_complained, row.contacts_reached),
+        "opt_out_rate": _ratio(row.contacts_opted_out, row.contacts_reached),
+        "attempts_per_contact": _ratio(row.attempts, row.contacts_attempted),
+        "average_call_seconds": (
             None if row.average_call_seconds is None else round(row.average_call_seconds, 2)
         ),
-    )
+    }

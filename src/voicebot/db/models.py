@@ -509,5 +509,22 @@ Index(
     postgresql_include=["created_at", "disposition", "contact_id", "conversed", "duration_seconds"],
 )
 Index("ix_calls_contact_id_id", Call.contact_id, Call.id)
-# A campaign report folds its outcomes per call from this index alone.
-Index("ix_outcomes_campaign_id_type_call_id", Outcome.campaign_id, Outcome.type, Outcome.call_id)
+# A campaign report (voicebot.db.reports) reads these alone, never the outcomes' rows: which
+# borrowers the campaign's calls got a promise, complaint or opt-out from (the call's id tells
+# whether it was placed in a range) ...
+Index(
+    "ix_outcomes_campaign_id_type_contact_id",
+    Outcome.campaign_id,
+    Outcome.type,
+    Outcome.contact_id,
+    postgresql_include=["call_id"],
+)
+# ... and what the promises were (a promise's data is a few short fields: amount, currency, date).
+Index(
+    "ix_outcomes_promises",
+    Outcome.campaign_id,
+    Outcome.call_id,
+    postgresql_include=["data"],
+    postgresql_where=text("type = 'promise'"),
+    sqlite_where=text("type = 'promise'"),
+)
