@@ -155,6 +155,40 @@ async def test_event_found_by_sid_without_call_id_and_unknown_calls_are_kept(
     assert kept is None
 
 
+async def test_an_event_naming_another_calls_row_is_matched_by_its_sid(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A call_id whose row carries another sid must not move that call (one statement tries
+    the id first): the event goes to the call its CallSid names."""
+    _, _, other_id = await _live_call(sessionmaker, sid="CA" + "2" * 32)
+    _, _, call_id = await _live_call(sessionmaker)
+    assert await _send(sessionmaker, _event(other_id, "in-progress", 1, answered_by="human"))
+    async with sessionmaker() as session:
+        other = await session.get(Call, other_id)
+        call = await session.get(Call, call_id)
+        stored = await session.scalar(select(CarrierEvent.call_id))
+    assert other is not None and call is not None
+    assert (other.status, other.answered_by, other.answered_at) == ("queued", None, None)
+    assert (call.status, call.answered_by, call.answered_at) == ("in-progress", "human", NOW)
+    assert stored == call_id
+
+
+async def test_a_late_event_still_fills_in_who_answered_and_the_duration(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    _, _, call_id = await _live_call(sessionmaker)
+    assert await _send(sessionmaker, _event(call_id, "in-progress", 2), at=5)
+    assert await _send(sessionmaker, _event(call_id, "ringing", 1, answered_by="human"), at=6)
+    async with sessionmaker() as session:
+        call = await session.get(Call, call_id)
+    assert call is not None
+    assert (call.status, call.answered_by, call.answered_at) == (
+        "in-progress",
+        "human",
+        NOW + timedelta(seconds=5),
+    )
+
+
 async def test_short_human_call_is_hung_up_and_machine_is_voicemail(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:

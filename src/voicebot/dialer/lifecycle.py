@@ -19,7 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import case, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    RowMapping,
+    String,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,6 +149,140 @@ class MachineAnswered:
     dialog_id: str
 
 
+@dataclass(slots=True)
+class LiveCall:
+    """A call's row as the paths that end calls read it: changed in memory, written back once.
+
+    Plain columns rather than the ORM object: a status callback is the busiest write in the
+    service, and the ORM's identity map and unit of work cost more than its statements."""
+
+    id: int
+    callback_id: int
+    campaign_id: int
+    contact_id: int
+    phone_id: int | None
+    attempt: int
+    to_number: str
+    carrier_sid: str | None
+    status: str
+    answered_by: str | None
+    duration_seconds: int | None
+    answered_at: datetime | None
+    disposition: str | None
+    ended_at: datetime | None
+    conversed: bool
+    error_code: str | None
+    error_message: str | None
+    read: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> LiveCall:
+        values = dict(row)
+        return cls(**values, read=values)
+
+    async def write(self, session: AsyncSession) -> None:
+        """One UPDATE of the columns changed since the row was read; none when nothing did."""
+        changed = {
+            name: getattr(self, name)
+            for name, value in self.read.items()
+            if getattr(self, name) != value
+        }
+        if changed:
+            connection = await session.connection()
+            await connection.execute(update(Call).where(Call.id == self.id).values(**changed))
+            self.read.update(changed)
+
+
+_LIVE_CALL_COLUMNS = tuple(
+    getattr(Call, name) for name in LiveCall.__dataclass_fields__ if name != "read"
+)
+
+# The status path's statements, built once: SQLAlchemy spends more Python building a statement
+# and its cache key than sending it, and a status callback is the busiest write in the service.
+_by_id = (Call.id == bindparam("call_id")) & (
+    Call.carrier_sid.is_(None) | (Call.carrier_sid == bindparam("sid"))
+)
+_by_sid = Call.carrier_sid == bindparam("sid")
+
+
+def _move_statement(match: ColumnElement[bool], status: CallStatus) -> Any:
+    """Move a call to ``status`` from any earlier one it may move on from."""
+    earlier = [s.value for s in CallStatus if s.rank < status.rank and not s.is_final]
+    return (
+        update(Call)
+        .where(match, Call.status.in_(earlier))
+        .values(
+            updated_at=bindparam("now"),
+            status=bindparam("status"),
+            carrier_sid=func.coalesce(Call.carrier_sid, bindparam("sid")),
+            answered_by=func.coalesce(bindparam("answered_by", type_=String), Call.answered_by),
+            duration_seconds=func.coalesce(
+                bindparam("duration", type_=Integer), Call.duration_seconds
+            ),
+            answered_at=func.coalesce(
+                Call.answered_at, bindparam("answered_at", type_=DateTime(timezone=True))
+            ),
+        )
+        .returning(*_LIVE_CALL_COLUMNS)
+    )
+
+
+def _touch_statement(match: ColumnElement[bool]) -> Any:
+    return (
+        update(Call).where(match).values(updated_at=bindparam("now")).returning(*_LIVE_CALL_COLUMNS)
+    )
+
+
+# By whether the event names its call's id, then by the status it moves the call to.
+_MOVES = {
+    by_id: {status: _move_statement(_by_id if by_id else _by_sid, status) for status in CallStatus}
+    for by_id in (True, False)
+}
+_TOUCH_BY_ID = _touch_statement(Call.id == bindparam("call_id"))
+_TOUCH_BY_SID = _touch_statement(_by_sid)
+_CALLBACK_DONE = (
+    update(CallBack)
+    .where(
+        CallBack.id == bindparam("callback_id"),
+        CallBack.status.in_([CallBackStatus.DIALED.value, CallBackStatus.CLAIMED.value]),
+    )
+    .values(status=CallBackStatus.DONE.value, lease_expires_at=None, updated_at=bindparam("now"))
+)
+_PHONE_STATE = select(ContactPhone.status, ContactPhone.consecutive_failures).where(
+    ContactPhone.id == bindparam("phone_id")
+)
+_SET_PHONE_STATE = (
+    update(ContactPhone)
+    .where(ContactPhone.id == bindparam("phone_id"))
+    .values(status=bindparam("status"), consecutive_failures=bindparam("failures"))
+)
+_CALL_ENDED = (
+    update(Campaign)
+    .where(Campaign.id == bindparam("campaign_id"))
+    .values(live_calls=case((Campaign.live_calls > 0, Campaign.live_calls - 1), else_=0))
+)
+_CAMPAIGN = select(Campaign).where(Campaign.id == bindparam("campaign_id"))
+
+
+def _event_insert(dialect: Any) -> Any:
+    return (
+        dialect.insert(CarrierEvent)
+        .values(
+            dedupe_key=bindparam("dedupe_key"),
+            call_sid=bindparam("call_sid"),
+            kind=bindparam("kind"),
+            call_id=bindparam("call_id", type_=BigInteger),
+            payload=bindparam("payload", type_=CarrierEvent.payload.type),
+            received_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[CarrierEvent.dedupe_key])
+        .returning(CarrierEvent.id)
+    )
+
+
+_STORE_EVENT = {"postgresql": _event_insert(postgresql), "sqlite": _event_insert(sqlite)}
+
+
 async def record_machine_event(
     session: AsyncSession, event: MachineEvent, *, now: datetime
 ) -> MachineAnswered | None:
@@ -215,15 +361,21 @@ async def record_status_event(session: AsyncSession, event: StatusEvent, *, now:
 
     An event for a call this database does not know is stored and otherwise ignored.
     """
-    call = await _lock_call(session, call_id=event.call_id, call_sid=event.call_sid, now=now)
+    moved = await _move_forward(session, event, now=now)
+    call = moved or await _lock_row(
+        session, call_id=event.call_id, call_sid=event.call_sid, now=now
+    )
     stored = await _store_event(session, event, call_id=None if call is None else call.id, now=now)
     if not stored:
-        await session.rollback()
+        await session.rollback()  # also undoes the move: the first copy of the event made it
         return False
     if call is None:
         log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
+    elif moved is not None:
+        await _moved(session, moved, event, now=now)
     else:
         await _apply(session, call, event, now=now)
+        await call.write(session)
     await session.commit()
     metrics.CALL_STATUS_EVENTS.labels(status=event.call_status).inc()
     return True
@@ -263,10 +415,10 @@ async def end_unplaced_call(
     error_message: str | None,
     now: datetime,
     disposition: Disposition | None = None,
-) -> Call | None:
+) -> LiveCall | None:
     """:func:`fail_call` without the commit: the ended call, or None when it had already ended.
     ``disposition`` overrides the one the error code implies (e.g. an opt-out at the carrier)."""
-    call = await _lock_call(session, call_id=call_id, call_sid=None, now=now)
+    call = await _lock_row(session, call_id=call_id, call_sid=None, now=now)
     if call is None or CallStatus(call.status).is_final:
         return None
     call.status = CallStatus.FAILED.value
@@ -411,11 +563,30 @@ async def _lock_call(
     if call_id is not None:
         call = await _touch(session, Call.id == call_id, now)
         if call is not None and call_sid and call.carrier_sid not in (None, call_sid):
-            log.warning("call %s: the event's CallSid is another call's; matching by sid", call_id)
+            _log_other_sid(call_id)
             call = None
     if call is None and call_sid:
         call = await _touch(session, Call.carrier_sid == call_sid, now)
     return call
+
+
+async def _lock_row(
+    session: AsyncSession, *, call_id: int | None, call_sid: str | None, now: datetime
+) -> LiveCall | None:
+    """:func:`_lock_call` (the same lock, found the same way) read as a :class:`LiveCall`."""
+    call: LiveCall | None = None
+    if call_id is not None:
+        call = await _touch_row(session, _TOUCH_BY_ID, call_id=call_id, now=now)
+        if call is not None and call_sid and call.carrier_sid not in (None, call_sid):
+            _log_other_sid(call_id)
+            call = None
+    if call is None and call_sid:
+        call = await _touch_row(session, _TOUCH_BY_SID, sid=call_sid, now=now)
+    return call
+
+
+def _log_other_sid(call_id: int) -> None:
+    log.warning("call %s: the event's CallSid is another call's; matching by sid", call_id)
 
 
 async def _touch(session: AsyncSession, condition: Any, now: datetime) -> Call | None:
@@ -430,6 +601,12 @@ async def _touch(session: AsyncSession, condition: Any, now: datetime) -> Call |
     return result.one_or_none()
 
 
+async def _touch_row(session: AsyncSession, statement: Any, **params: Any) -> LiveCall | None:
+    connection = await session.connection()
+    row = (await connection.execute(statement, params)).mappings().one_or_none()
+    return None if row is None else LiveCall.from_row(row)
+
+
 async def _store_event(
     session: AsyncSession,
     event: StatusEvent | MachineEvent | RecordingEvent,
@@ -437,24 +614,56 @@ async def _store_event(
     call_id: int | None,
     now: datetime,
 ) -> bool:
-    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-    statement = (
-        insert(CarrierEvent)
-        .values(
-            dedupe_key=event.dedupe_key[:200],
-            call_sid=event.call_sid[:64],
-            kind=event.kind,
-            call_id=call_id,
-            payload=dict(event.payload),
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[CarrierEvent.dedupe_key])
-        .returning(CarrierEvent.id)
+    connection = await session.connection()
+    result = await connection.execute(
+        _STORE_EVENT[_dialect(session)],
+        {
+            "dedupe_key": event.dedupe_key[:200],
+            "call_sid": event.call_sid[:64],
+            "kind": event.kind,
+            "call_id": call_id,
+            "payload": dict(event.payload),
+            "now": now,
+        },
     )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    return result.scalar_one_or_none() is not None
 
 
-async def _apply(session: AsyncSession, call: Call, event: StatusEvent, *, now: datetime) -> None:
+async def _move_forward(
+    session: AsyncSession, event: StatusEvent, *, now: datetime
+) -> LiveCall | None:
+    """The usual event in one statement: the call, not yet ended, moves on to the event's later
+    status (what :func:`_apply` would write), locked as :func:`_lock_row` locks it. None for
+    anything else (an unknown call or sid, a late or repeated event): the general path follows.
+    """
+    try:
+        status = CallStatus(event.call_status)
+    except ValueError:
+        return None
+    return await _touch_row(
+        session,
+        _MOVES[event.call_id is not None][status],
+        call_id=event.call_id,
+        sid=event.call_sid,
+        now=now,
+        status=status.value,
+        answered_by=event.answered_by[:32] if event.answered_by else None,
+        duration=event.duration_seconds,
+        answered_at=now if status is CallStatus.IN_PROGRESS else None,
+    )
+
+
+async def _moved(
+    session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime
+) -> None:
+    """What follows :func:`_move_forward`: the end of the call when its new status is final."""
+    if CallStatus(call.status).is_final:
+        await _end(session, call, event, now=now)
+
+
+async def _apply(
+    session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime
+) -> None:
     if call.carrier_sid is None:
         call.carrier_sid = event.call_sid
     current = CallStatus(call.status)
@@ -475,40 +684,51 @@ async def _apply(session: AsyncSession, call: Call, event: StatusEvent, *, now: 
     if status is CallStatus.IN_PROGRESS and call.answered_at is None:
         call.answered_at = now
     if status.is_final:
-        error_code = event.payload.get("ErrorCode") or None
-        if error_code:
-            call.error_code = error_code[:16]
-            call.error_message = event.payload.get("ErrorMessage")
-        # A number unsubscribed at the carrier (21610) may also surface as a failed call.
-        opted_out = error_code is not None and refusal_kind(error_code) is RefusalKind.OPTED_OUT
-        await _finish(
+        await _end(session, call, event, now=now)
+
+
+async def _end(session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime) -> None:
+    """The event ended the call: its error, its disposition and what follows."""
+    error_code = event.payload.get("ErrorCode") or None
+    if error_code:
+        call.error_code = error_code[:16]
+        call.error_message = event.payload.get("ErrorMessage")
+    # A number unsubscribed at the carrier (21610) may also surface as a failed call.
+    opted_out = error_code is not None and refusal_kind(error_code) is RefusalKind.OPTED_OUT
+    await _finish(
+        session,
+        call,
+        error_code=error_code,
+        now=now,
+        disposition=Disposition.OPTED_OUT if opted_out else None,
+    )
+    if opted_out:
+        await opt_out(
             session,
-            call,
-            error_code=error_code,
+            call.to_number,
+            reason="carrier_unsubscribed",
+            source=f"carrier:{error_code}",
             now=now,
-            disposition=Disposition.OPTED_OUT if opted_out else None,
         )
-        if opted_out:
-            await opt_out(
-                session,
-                call.to_number,
-                reason="carrier_unsubscribed",
-                source=f"carrier:{error_code}",
-                now=now,
-            )
 
 
 async def _finish(
     session: AsyncSession,
-    call: Call,
+    call: LiveCall,
     *,
     error_code: str | None,
     now: datetime,
     disposition: Disposition | None = None,
 ) -> None:
-    """The call has just reached its final status: disposition, counters, and the next step."""
-    campaign = await session.get(Campaign, call.campaign_id, populate_existing=True)
-    assert campaign is not None  # calls cascade with their campaign
+    """The call has just reached its final status: disposition, counters, and the next step.
+    Writes the call's changed columns (with any the caller made before) to its row."""
+    campaign = (
+        await session.scalars(
+            _CAMPAIGN,
+            {"campaign_id": call.campaign_id},
+            execution_options={"populate_existing": True},
+        )
+    ).one()  # calls cascade with their campaign
     _, retry = _rules(campaign)
     disposition = disposition or disposition_for(
         call.status,
@@ -522,39 +742,41 @@ async def _finish(
     call.conversed = disposition is Disposition.ANSWERED
     if disposition in _PICKED_UP and call.answered_at is None:
         call.answered_at = now - timedelta(seconds=call.duration_seconds or 0)
-    await session.execute(
-        update(CallBack)
-        .where(
-            CallBack.id == call.callback_id,
-            CallBack.status.in_([CallBackStatus.DIALED.value, CallBackStatus.CLAIMED.value]),
-        )
-        .values(status=CallBackStatus.DONE.value, lease_expires_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    connection = await session.connection()
+    await connection.execute(_CALLBACK_DONE, {"callback_id": call.callback_id, "now": now})
     if call.phone_id is not None:
-        phone = await session.get(ContactPhone, call.phone_id)
-        if phone is not None:
-            after = phone_after_call(
-                PhoneState(PhoneStatus(phone.status), phone.consecutive_failures), disposition
-            )
-            phone.status = after.status.value
-            phone.consecutive_failures = after.consecutive_failures
+        await _update_phone(session, call.phone_id, disposition)
     log.info("call %s ended: %s", call.id, disposition.value)
     metrics.CALLS_ENDED.labels(status=disposition.value).inc()
 
     await _schedule_retry(session, call, campaign, retry, disposition, now=now)
+    await call.write(session)
     # Last, so the campaign's row (every call of the campaign ends here) is locked only briefly.
-    await session.execute(
-        update(Campaign)
-        .where(Campaign.id == call.campaign_id)
-        .values(live_calls=case((Campaign.live_calls > 0, Campaign.live_calls - 1), else_=0))
-        .execution_options(synchronize_session=False)
-    )
+    await connection.execute(_CALL_ENDED, {"campaign_id": call.campaign_id})
+
+
+async def _update_phone(session: AsyncSession, phone_id: int, disposition: Disposition) -> None:
+    """Count the number's failures (or reset them) after a call to it ended."""
+    connection = await session.connection()
+    row = (await connection.execute(_PHONE_STATE, {"phone_id": phone_id})).one_or_none()
+    if row is None:
+        return
+    before = PhoneState(PhoneStatus(row.status), row.consecutive_failures)
+    after = phone_after_call(before, disposition)
+    if after != before:
+        await connection.execute(
+            _SET_PHONE_STATE,
+            {
+                "phone_id": phone_id,
+                "status": after.status.value,
+                "failures": after.consecutive_failures,
+            },
+        )
 
 
 async def _schedule_retry(
     session: AsyncSession,
-    call: Call,
+    call: Call | LiveCall,
     campaign: Campaign,
     retry: RetryRules,
     disposition: Disposition,
@@ -587,7 +809,7 @@ async def _schedule_retry(
 
 
 async def _open_callback(
-    session: AsyncSession, call: Call, *, pending_only: bool
+    session: AsyncSession, call: Call | LiveCall, *, pending_only: bool
 ) -> CallBack | None:
     """The contact's unfinished call-back in the call's campaign, other than the call's own."""
     statuses = [CallBackStatus.PENDING.value] if pending_only else list(OPEN_CALLBACK_STATUSES)
