@@ -37,7 +37,7 @@ import psutil
 from voicebot.config import Settings
 from voicebot.db.models import Base
 from voicebot.db.session import make_engine, make_sessionmaker
-from voicebot.dialer.loop import Dialer
+from voicebot.dialer.loop import Dialer, freeze_startup_heap
 from voicebot.dialer.queue import claim_statement
 from voicebot.telephony.carrier import DialRequest
 
@@ -205,6 +205,7 @@ async def _dialer_worker(index: int, batch: int, ready: Any, go: EventType, out:
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     dialer = Dialer(settings, make_sessionmaker(engine), NoopCarrier())
     await dialer.run_once(datetime(2000, 1, 1, tzinfo=UTC))  # connect and warm up: nothing due
+    freeze_startup_heap()  # as Dialer.run does
     ready.put(index)
     await asyncio.to_thread(go.wait)
     started = time.perf_counter()

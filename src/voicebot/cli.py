@@ -212,7 +212,7 @@ def dialer(log_level: LogLevel = LogLevelName.INFO) -> None:
 
 async def _run_dialer(settings: Settings) -> None:
     from voicebot.db.session import make_engine, make_sessionmaker
-    from voicebot.dialer.loop import Dialer
+    from voicebot.dialer.loop import Dialer, freeze_startup_heap
     from voicebot.telephony.factory import build_carrier
 
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -223,8 +223,10 @@ async def _run_dialer(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     log = logging.getLogger("voicebot.dialer")
     log.info("dialer %s started", settings.dialer_id)
+    dialer = Dialer(settings, make_sessionmaker(engine), carrier)
+    freeze_startup_heap()  # the dialer's process lives as long as what it has loaded
     try:
-        await Dialer(settings, make_sessionmaker(engine), carrier).run(stop)
+        await dialer.run(stop)
     finally:
         await carrier.aclose()
         await engine.dispose()

@@ -240,6 +240,66 @@ async def test_opted_out_numbers_are_cancelled_or_switched(
     assert callbacks[switched.id].status == "dialed"
 
 
+async def test_numbers_are_tried_in_order_for_every_campaign_of_a_contact(
+    fast: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # The contact's numbers sort differently by position and by number: the first valid one by
+    # position is dialed, for each of its call-backs in the batch, with its numbers read once.
+    async with sessionmaker() as session:
+        first, second = await make_campaign(session), await make_campaign(session)
+        contact = await make_contact(session, ("+8613900000002", "+8613800000009", "+86137000003"))
+        due = [
+            await make_callback(session, camp, contact, due_at=NOW, phone_index=2)
+            for camp in (first, second)
+        ]
+        session.add(DoNotCall(e164="+86137000003", reason="asked", source="api", created_at=NOW))
+        numberless = await make_contact(session, ())
+        bare = CallBack(
+            campaign_id=first.id,
+            contact_id=numberless.id,
+            phone_id=None,
+            due_at=NOW,
+            attempt=1,
+            status="pending",
+            reason="initial",
+        )
+        session.add(bare)
+        await session.commit()
+    carrier = RecordingCarrier()
+    assert await _dialer(fast, sessionmaker, carrier).run_once(NOW) == 2
+    assert carrier.dialed_numbers() == ["+8613900000002", "+8613900000002"]
+    callbacks = await _callbacks(sessionmaker)
+    assert [callbacks[c.id].status for c in due] == ["dialed", "dialed"]
+    assert (callbacks[bare.id].status, callbacks[bare.id].deferred_reason) == (
+        "cancelled",
+        "no_dialable_number",
+    )
+    calls = await _calls(sessionmaker)
+    assert sorted(c.callback_id for c in calls) == sorted(c.id for c in due)
+    assert {(c.status, c.to_number) for c in calls} == {("queued", "+8613900000002")}
+    assert all(c.carrier_sid for c in calls)
+
+
+async def test_statements_sent_to_asyncpg_commit_and_roll_back_with_the_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    if sessionmaker.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("the dialer sends statements straight to asyncpg on PostgreSQL only")
+    async with sessionmaker() as session:
+        camp = await make_campaign(session)
+        await session.commit()
+    for live_calls, end in ((5, "rollback"), (7, "commit")):
+        async with sessionmaker() as session:
+            driver = await queue.driver_connection(session)
+            assert driver.is_in_transaction()
+            await driver.execute(
+                "UPDATE campaigns SET live_calls = $1 WHERE id = $2", live_calls, camp.id
+            )
+            await getattr(session, end)()
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Campaign.live_calls).where(Campaign.id == camp.id)) == 7
+
+
 async def test_callbacks_of_a_campaign_stopped_after_the_claim_go_back_unchanged(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -1,7 +1,9 @@
 """Recording dials: the call rows written before the carrier is asked, and its call ids after.
 
-On PostgreSQL each step is one statement for the whole chunk (arrays in, ``unnest`` inside);
-SQLite runs the same steps as plain batched statements.
+On PostgreSQL each step is one statement for the whole chunk (arrays in, ``unnest`` inside),
+sent straight to asyncpg (``queue.driver_connection``) in the session's transaction: these run
+for every dial, and SQLAlchemy's statement and result handling cost more than they do. SQLite
+runs the same steps as plain batched statements.
 """
 
 from __future__ import annotations
@@ -11,30 +13,26 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import (
-    BigInteger,
     Integer,
     String,
-    any_,
     bindparam,
     case,
-    false,
-    func,
     insert,
-    literal,
-    select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Executable
 
 from voicebot.db.models import Base, Call, CallBack
-from voicebot.db.types import UTCDateTime
-from voicebot.dialer.queue import is_postgres, mark_dialed
+from voicebot.dialer.queue import driver_connection, is_postgres, mark_dialed
 from voicebot.domain.types import CallBackStatus, CallStatus
 
 _calls = Base.metadata.tables[Call.__tablename__]
 _callbacks = Base.metadata.tables[CallBack.__tablename__]
+_PENDING = CallBackStatus.PENDING.value
+_CLAIMED = CallBackStatus.CLAIMED.value
+_DIALED = CallBackStatus.DIALED.value
+_INITIATING = CallStatus.INITIATING.value
+_QUEUED = CallStatus.QUEUED.value
 
 
 class NewCall(NamedTuple):
@@ -59,23 +57,23 @@ async def record_calls(
     """Mark the call-backs dialed and insert their calls (``initiating``), skipping call-backs
     this dialer no longer holds. Returns call-back id → call id. Part of the dial transaction;
     the caller commits. ``locked``: the call-backs are still ``pending``, locked by
-    ``queue.lock_due`` in this transaction (PostgreSQL only)."""
+    ``gate.lock_and_screen`` in this transaction (PostgreSQL only)."""
     if not calls:
         return {}
     if is_postgres(session):
-        rows = await (await session.connection()).execute(
-            _RECORD_LOCKED_POSTGRES if locked else _RECORD_POSTGRES,
-            {
-                "callback_ids": [c.callback_id for c in calls],
-                "phone_ids": [c.phone_id for c in calls],
-                "loan_keys": [c.loan_key for c in calls],
-                "to_numbers": [c.to_number for c in calls],
-                "from_numbers": [c.from_number for c in calls],
-                "dialer_id": dialer_id,
-                "now": now,
-            },
-        )
-        return {callback_id: call_id for call_id, callback_id in rows}
+        driver = await driver_connection(session)
+        ids = [c.callback_id for c in calls]
+        phones = [c.phone_id for c in calls]
+        loan_keys = [c.loan_key for c in calls]
+        to = [c.to_number for c in calls]
+        callers = [c.from_number for c in calls]
+        if locked:
+            made = await driver.fetch(_RECORD_LOCKED, ids, phones, loan_keys, to, callers, now)
+        else:
+            made = await driver.fetch(
+                _RECORD_CLAIMED, ids, phones, loan_keys, to, callers, now, dialer_id
+            )
+        return {callback_id: call_id for call_id, callback_id in made}
     held = await mark_dialed(session, [c.callback_id for c in calls], dialer_id=dialer_id, now=now)
     kept = [c for c in calls if c.callback_id in held]
     if not kept:
@@ -109,10 +107,8 @@ async def store_carrier_sids(session: AsyncSession, accepted: Sequence[tuple[int
     if not accepted:
         return
     if is_postgres(session):
-        await (await session.connection()).execute(
-            _SIDS_POSTGRES,
-            {"call_ids": [i for i, _ in accepted], "sids": [sid for _, sid in accepted]},
-        )
+        driver = await driver_connection(session)
+        await driver.execute(_SIDS, [i for i, _ in accepted], [sid for _, sid in accepted])
         return
     await (await session.connection()).execute(
         update(_calls)
@@ -131,88 +127,41 @@ _QUEUED_UNLESS_LATER = case(
 )
 
 
-def _record_postgres(*, locked: bool) -> Executable:
+def _record(*, locked: bool) -> str:
     """``WITH marked AS (UPDATE callbacks … RETURNING) INSERT INTO calls SELECT … FROM marked
-    JOIN unnest(…)``: one round trip, and only rows the UPDATE still found held get a call."""
-    callback_ids = bindparam("callback_ids", type_=ARRAY(BigInteger))
-    now = bindparam("now", type_=UTCDateTime)
+    JOIN unnest(…)``: one round trip, and only rows the UPDATE still found held get a call.
+    $1 call-back ids, $2 phone ids, $3 loan keys, $4 numbers to dial, $5 caller numbers, $6 now,
+    $7 (claimed rows) this dialer's id."""
     # Claimed rows must still be this dialer's; rows locked in this transaction stay pending
     # and nobody else can change them before it ends.
-    held = (
-        [_callbacks.c.status == CallBackStatus.PENDING.value]
-        if locked
-        else [
-            _callbacks.c.status == CallBackStatus.CLAIMED.value,
-            _callbacks.c.claimed_by == bindparam("dialer_id", type_=String),
-        ]
-    )
-    marked = (
-        update(_callbacks)
-        .where(_callbacks.c.id == any_(callback_ids), *held)
-        .values(status=CallBackStatus.DIALED.value, lease_expires_at=None, updated_at=now)
-        .returning(
-            _callbacks.c.id, _callbacks.c.campaign_id, _callbacks.c.contact_id, _callbacks.c.attempt
-        )
-        .cte("marked")
-    )
-    chunk = (
-        func.unnest(
-            callback_ids,
-            bindparam("phone_ids", type_=ARRAY(BigInteger)),
-            bindparam("loan_keys", type_=ARRAY(String)),
-            bindparam("to_numbers", type_=ARRAY(String)),
-            bindparam("from_numbers", type_=ARRAY(String)),
-        )
-        .table_valued("callback_id", "phone_id", "loan_key", "to_number", "from_number")
-        .render_derived(name="chunk")
-    )
-    rows = select(
-        marked.c.id,
-        marked.c.campaign_id,
-        marked.c.contact_id,
-        chunk.c.phone_id,
-        chunk.c.loan_key,
-        marked.c.attempt,
-        chunk.c.to_number,
-        chunk.c.from_number,
-        literal(CallStatus.INITIATING.value),
-        false(),
-        now,
-        now,
-    ).select_from(marked.join(chunk, chunk.c.callback_id == marked.c.id))
-    columns = [
-        "callback_id",
-        "campaign_id",
-        "contact_id",
-        "phone_id",
-        "loan_key",
-        "attempt",
-        "to_number",
-        "from_number",
-        "status",
-        "conversed",
-        "created_at",
-        "updated_at",
-    ]
-    return insert(_calls).from_select(columns, rows).returning(_calls.c.id, _calls.c.callback_id)
+    held = f"status = '{_PENDING}'"
+    if not locked:
+        held = f"status = '{_CLAIMED}' AND claimed_by = $7"
+    return f"""
+WITH marked AS (
+    UPDATE callbacks SET status = '{_DIALED}', lease_expires_at = NULL, updated_at = $6
+    WHERE id = ANY($1::bigint[]) AND {held}
+    RETURNING id, campaign_id, contact_id, attempt
+)
+INSERT INTO calls (callback_id, campaign_id, contact_id, phone_id, loan_key, attempt,
+                   to_number, from_number, status, conversed, created_at, updated_at)
+SELECT marked.id, marked.campaign_id, marked.contact_id, chunk.phone_id, chunk.loan_key,
+       marked.attempt, chunk.to_number, chunk.from_number, '{_INITIATING}', false, $6, $6
+FROM marked
+JOIN unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+     AS chunk (callback_id, phone_id, loan_key, to_number, from_number)
+  ON chunk.callback_id = marked.id
+RETURNING id, callback_id
+"""
 
 
-def _sids_postgres() -> Executable:
-    placed = (
-        func.unnest(
-            bindparam("call_ids", type_=ARRAY(BigInteger)),
-            bindparam("sids", type_=ARRAY(String)),
-        )
-        .table_valued("id", "sid")
-        .render_derived(name="placed")
-    )
-    return (
-        update(_calls)
-        .where(_calls.c.id == placed.c.id, _calls.c.carrier_sid.is_(None))
-        .values(carrier_sid=placed.c.sid, status=_QUEUED_UNLESS_LATER)
-    )
-
-
-_RECORD_POSTGRES = _record_postgres(locked=False)
-_RECORD_LOCKED_POSTGRES = _record_postgres(locked=True)
-_SIDS_POSTGRES = _sids_postgres()
+# An early webhook may have attached the sid and moved the call on: that stays.
+_SIDS = f"""
+UPDATE calls
+SET carrier_sid = placed.sid,
+    status = CASE WHEN calls.status = '{_INITIATING}' THEN '{_QUEUED}' ELSE calls.status END
+FROM unnest($1::bigint[], $2::text[]) AS placed (id, sid)
+WHERE calls.id = placed.id AND calls.carrier_sid IS NULL
+"""
+_RECORD_LOCKED = _record(locked=True)
+_RECORD_CLAIMED = _record(locked=False)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, Update, any_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Update, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -41,6 +41,35 @@ class ClaimedCallBack(NamedTuple):
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+class DriverConnection(Protocol):
+    """What the dialer uses of an asyncpg connection (asyncpg ships no type information)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    def is_in_transaction(self) -> bool: ...
+
+
+async def driver_connection(session: AsyncSession) -> DriverConnection:
+    """The asyncpg connection under ``session``, inside the session's transaction (PostgreSQL):
+    statements sent on it commit or roll back with the session. For the dialer's hot path,
+    where SQLAlchemy's per-row result handling costs more than the statements themselves.
+
+    SQLAlchemy's asyncpg adapter begins its transaction with its first statement, so one is sent
+    if none was; a connection still outside a transaction then is refused, never used in
+    autocommit."""
+    connection = await session.connection()
+    if connection.dialect.driver != "asyncpg":
+        raise TypeError(f"not an asyncpg connection: {connection.dialect.driver}")
+    driver = cast(DriverConnection, (await connection.get_raw_connection()).driver_connection)
+    if not driver.is_in_transaction():
+        await connection.exec_driver_sql("SELECT 1")
+        if not driver.is_in_transaction():
+            raise RuntimeError("the session's transaction did not begin on its connection")
+    return driver
 
 
 def in_list(
@@ -98,38 +127,6 @@ def claim_statement(
     )
 
 
-def lock_statement(*, limit: int, now: datetime) -> Select[tuple[int, int, int, int | None, int]]:
-    """The claim without the write (PostgreSQL): due pending call-backs of running campaigns,
-    locked ``FOR UPDATE SKIP LOCKED`` for the rest of the transaction."""
-    return (
-        select(
-            _table.c.id,
-            _table.c.campaign_id,
-            _table.c.contact_id,
-            _table.c.phone_id,
-            _table.c.attempt,
-        )
-        .where(
-            _table.c.status == _PENDING,
-            _table.c.due_at <= now,
-            _table.c.campaign_id.in_(
-                select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING.value)
-            ),
-        )
-        .order_by(_table.c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=_table)
-    )
-
-
-async def lock_due(session: AsyncSession, *, limit: int, now: datetime) -> list[ClaimedCallBack]:
-    """Lock up to ``limit`` due call-backs for this transaction, leaving them ``pending`` (no
-    lease, no write): a dialer that dials them before it commits writes each row once. Rows it
-    keeps past the commit it must :func:`hold`. PostgreSQL only."""
-    rows = (await (await session.connection()).execute(lock_statement(limit=limit, now=now))).all()
-    return [ClaimedCallBack._make(row) for row in rows]
-
-
 async def hold(
     session: AsyncSession,
     ids: Sequence[int],
@@ -138,7 +135,8 @@ async def hold(
     now: datetime,
     lease: timedelta,
 ) -> set[int]:
-    """Turn rows locked by :func:`lock_due` into claims this dialer holds past the commit."""
+    """Turn rows locked in this transaction (``gate.lock_and_screen``) into claims this dialer
+    holds past the commit."""
     if not ids:
         return set()
     result = await (await session.connection()).execute(
