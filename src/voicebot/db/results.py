@@ -87,7 +87,10 @@ async def find_calls(
         "limit": limit,
     }
     shape = tuple(params[name] not in (None, []) for name in _FILTERS)
-    rows = await session.execute(_calls_page(shape), params)
+    # Through the session's connection: the statement reads table columns, and the ORM's
+    # execution path around it (entity loading, identity map) would only cost time.
+    connection = await session.connection()
+    rows = await connection.execute(_calls_page(shape), params)
     return rows.all()
 
 
