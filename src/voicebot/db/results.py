@@ -7,13 +7,12 @@ row however many are written meanwhile, and a deep page costs what the first one
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam, exists, select
+from sqlalchemy import ColumnElement, Integer, Result, Row, Select, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.models import Call, CallBack, CarrierEvent, Contact, Outcome, TranscriptTurn
@@ -90,7 +89,7 @@ async def find_calls(
     # Through the session's connection: the statement reads table columns, and the ORM's
     # execution path around it (entity loading, identity map) would only cost time.
     connection = await session.connection()
-    rows = await connection.execute(_calls_page(shape), params)
+    rows: Result[Any] = await connection.execute(_calls_page(shape), params)
     return rows.all()
 
 
@@ -107,8 +106,17 @@ _FILTERS = (
 )
 
 
-@functools.lru_cache(maxsize=2 ** len(_FILTERS))
+_PAGES: dict[tuple[bool, ...], Select[Any]] = {}
+
+
 def _calls_page(shape: tuple[bool, ...]) -> Select[Any]:
+    page = _PAGES.get(shape)
+    if page is None:
+        page = _PAGES[shape] = _build_calls_page(shape)
+    return page
+
+
+def _build_calls_page(shape: tuple[bool, ...]) -> Select[Any]:
     """The page query for one combination of filters (``shape``: whether each of _FILTERS is
     given), with bound parameters named as the filters: built once, then reused by every
     request of that shape, instead of building the same statement per request."""

@@ -52,7 +52,7 @@ def _ping_when_idle(engine: AsyncEngine, after_seconds: float) -> None:
             return
         try:
             dialect.do_ping(dbapi_connection)
-        except Exception as error:
+        except dialect.loaded_dbapi.Error as error:
             if not dialect.is_disconnect(error, dbapi_connection, None):
                 raise
             raise exc.DisconnectionError("a pooled connection was closed while idle") from error

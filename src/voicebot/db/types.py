@@ -38,8 +38,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # pragma: no cover - aiosqlite returns datetime already
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        stored: datetime = (
+            datetime.fromisoformat(value)  # pragma: no cover - aiosqlite returns datetime already
+            if isinstance(value, str)
+            else value
+        )
+        if stored.tzinfo is None:
+            return stored.replace(tzinfo=UTC)
+        return stored.astimezone(UTC)
