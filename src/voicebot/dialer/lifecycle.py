@@ -554,26 +554,22 @@ async def cancel_at_carrier(carrier: Carrier, sids: Sequence[str]) -> int:
 async def _lock_call(
     session: AsyncSession, *, call_id: int | None, call_sid: str | None, now: datetime
 ) -> Call | None:
-    """Fetch the call with its row locked until commit.
-
-    A write, not SELECT … FOR UPDATE: it locks the row on PostgreSQL and takes SQLite's write lock
-    before anything is read, so what follows reads the latest committed state on both.
-    """
-    call: Call | None = None
-    if call_id is not None:
-        call = await _touch(session, Call.id == call_id, now)
-        if call is not None and call_sid and call.carrier_sid not in (None, call_sid):
-            _log_other_sid(call_id)
-            call = None
-    if call is None and call_sid:
-        call = await _touch(session, Call.carrier_sid == call_sid, now)
-    return call
+    """:func:`_lock_row`, then the locked call as an ORM object, for the paths (machine and
+    recording events, borrower requests) that change more than the status path does."""
+    row = await _lock_row(session, call_id=call_id, call_sid=call_sid, now=now)
+    if row is None:
+        return None
+    return await session.get(Call, row.id, populate_existing=True)
 
 
 async def _lock_row(
     session: AsyncSession, *, call_id: int | None, call_sid: str | None, now: datetime
 ) -> LiveCall | None:
-    """:func:`_lock_call` (the same lock, found the same way) read as a :class:`LiveCall`."""
+    """Fetch the call with its row locked until commit, read as a :class:`LiveCall`.
+
+    A write, not SELECT … FOR UPDATE: it locks the row on PostgreSQL and takes SQLite's write lock
+    before anything is read, so what follows reads the latest committed state on both.
+    """
     call: LiveCall | None = None
     if call_id is not None:
         call = await _touch_row(session, _TOUCH_BY_ID, call_id=call_id, now=now)
@@ -587,18 +583,6 @@ async def _lock_row(
 
 def _log_other_sid(call_id: int) -> None:
     log.warning("call %s: the event's CallSid is another call's; matching by sid", call_id)
-
-
-async def _touch(session: AsyncSession, condition: Any, now: datetime) -> Call | None:
-    statement = (
-        update(Call)
-        .where(condition)
-        .values(updated_at=now)
-        .returning(Call)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    )
-    result = await session.scalars(statement)
-    return result.one_or_none()
 
 
 async def _touch_row(session: AsyncSession, statement: Any, **params: Any) -> LiveCall | None:
