@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -233,11 +234,8 @@ def _touch_statement(match: ColumnElement[bool]) -> Any:
     )
 
 
-# By whether the event names its call's id, then by the status it moves the call to.
-_MOVES = {
-    by_id: {status: _move_statement(_by_id if by_id else _by_sid, status) for status in CallStatus}
-    for by_id in (True, False)
-}
+# By the status it moves the call to (the call is known by then: its event was stored with it).
+_MOVES = {status: _move_statement(_by_id, status) for status in CallStatus}
 _TOUCH_BY_ID = _touch_statement(Call.id == bindparam("call_id"))
 _TOUCH_BY_SID = _touch_statement(_by_sid)
 _CALLBACK_DONE = (
@@ -256,10 +254,15 @@ _SET_PHONE_STATE = (
     .where(ContactPhone.id == bindparam("phone_id"))
     .values(status=bindparam("status"), consecutive_failures=bindparam("failures"))
 )
-_CALL_ENDED = (
+_CALLS_ENDED = (
     update(Campaign)
     .where(Campaign.id == bindparam("campaign_id"))
-    .values(live_calls=case((Campaign.live_calls > 0, Campaign.live_calls - 1), else_=0))
+    .values(
+        live_calls=case(
+            (Campaign.live_calls > bindparam("ended"), Campaign.live_calls - bindparam("ended")),
+            else_=0,
+        )
+    )
 )
 _CAMPAIGN = select(Campaign).where(Campaign.id == bindparam("campaign_id"))
 
@@ -281,6 +284,57 @@ def _event_insert(dialect: Any) -> Any:
 
 
 _STORE_EVENT = {"postgresql": _event_insert(postgresql), "sqlite": _event_insert(sqlite)}
+
+
+def _status_insert(dialect: Any) -> Any:
+    """Store a status event with the call it is for, found in the same statement: the call the
+    callback URL names when the CallSid is its own (or it has none yet), else the sid's call."""
+    named = select(Call.id).where(_by_id).scalar_subquery()
+    by_sid = select(Call.id).where(_by_sid).limit(1).scalar_subquery()
+    return (
+        dialect.insert(CarrierEvent)
+        .values(
+            dedupe_key=bindparam("dedupe_key"),
+            call_sid=bindparam("sid"),
+            kind=StatusEvent.kind,
+            call_id=func.coalesce(named, by_sid),
+            payload=bindparam("payload", type_=CarrierEvent.payload.type),
+            received_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[CarrierEvent.dedupe_key])
+        .returning(CarrierEvent.call_id)
+    )
+
+
+_STORE_STATUS = {"postgresql": _status_insert(postgresql), "sqlite": _status_insert(sqlite)}
+
+
+@dataclass(slots=True)
+class StatusBatch:
+    """What the status events recorded in one transaction share until it commits: the campaigns
+    they read, and the calls they ended per campaign, written as one counter update at the end
+    (every call of a campaign ends on its row, so it is locked once per batch, and last)."""
+
+    campaigns: dict[int, Campaign] = field(default_factory=dict)
+    ended: Counter[int] = field(default_factory=Counter)
+    dispositions: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    async def close(self, session: AsyncSession) -> None:
+        """Write the live-call counters; the caller commits, then calls :meth:`committed`."""
+        if self.ended:
+            connection = await session.connection()
+            for campaign_id in sorted(self.ended):
+                await connection.execute(
+                    _CALLS_ENDED, {"campaign_id": campaign_id, "ended": self.ended[campaign_id]}
+                )
+
+    def committed(self) -> None:
+        """Count what the transaction stored, once it is stored."""
+        for status, n in self.statuses.items():
+            metrics.CALL_STATUS_EVENTS.labels(status=status).inc(n)
+        for disposition, n in self.dispositions.items():
+            metrics.CALLS_ENDED.labels(status=disposition).inc(n)
 
 
 async def record_machine_event(
@@ -361,23 +415,50 @@ async def record_status_event(session: AsyncSession, event: StatusEvent, *, now:
 
     An event for a call this database does not know is stored and otherwise ignored.
     """
-    moved = await _move_forward(session, event, now=now)
-    call = moved or await _lock_row(
-        session, call_id=event.call_id, call_sid=event.call_sid, now=now
-    )
-    stored = await _store_event(session, event, call_id=None if call is None else call.id, now=now)
-    if not stored:
-        await session.rollback()  # also undoes the move: the first copy of the event made it
-        return False
-    if call is None:
-        log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
-    elif moved is not None:
-        await _moved(session, moved, event, now=now)
-    else:
-        await _apply(session, call, event, now=now)
-        await call.write(session)
+    batch = StatusBatch()
+    stored = await apply_status_event(session, event, now=now, batch=batch)
+    await batch.close(session)
     await session.commit()
-    metrics.CALL_STATUS_EVENTS.labels(status=event.call_status).inc()
+    batch.committed()
+    return stored
+
+
+async def apply_status_event(
+    session: AsyncSession, event: StatusEvent, *, now: datetime, batch: StatusBatch
+) -> bool:
+    """:func:`record_status_event` inside the caller's transaction, one of the ``batch``'s.
+
+    The event is stored first: a repeat stops there, having changed nothing. The call's row is
+    locked by the write that moves it (or, for a late event, touches it) until commit."""
+    result = await (await session.connection()).execute(
+        _STORE_STATUS[_dialect(session)],
+        {
+            "dedupe_key": event.dedupe_key[:200],
+            "sid": event.call_sid[:64],
+            "call_id": event.call_id,
+            "payload": dict(event.payload),
+            "now": now,
+        },
+    )
+    stored = result.one_or_none()
+    if stored is None:
+        return False
+    batch.statuses[event.call_status] += 1
+    call_id: int | None = stored.call_id
+    if call_id is None:
+        log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
+        return True
+    if event.call_id is not None and call_id != event.call_id:
+        _log_other_sid(event.call_id)
+    moved = await _move_forward(session, event, call_id, now=now)
+    if moved is not None:
+        if CallStatus(moved.status).is_final:
+            await _end(session, moved, event, now=now, batch=batch)
+        return True
+    call = await _touch_row(session, _TOUCH_BY_ID, call_id=call_id, now=now)
+    if call is not None:  # else deleted since (its campaign was): the event stays as history
+        await _apply(session, call, event, now=now, batch=batch)
+        await call.write(session)
     return True
 
 
@@ -614,11 +695,11 @@ async def _store_event(
 
 
 async def _move_forward(
-    session: AsyncSession, event: StatusEvent, *, now: datetime
+    session: AsyncSession, event: StatusEvent, call_id: int, *, now: datetime
 ) -> LiveCall | None:
     """The usual event in one statement: the call, not yet ended, moves on to the event's later
-    status (what :func:`_apply` would write), locked as :func:`_lock_row` locks it. None for
-    anything else (an unknown call or sid, a late or repeated event): the general path follows.
+    status (what :func:`_apply` would write), locking its row. None for anything else (a late or
+    repeated status, a call already ended): the general path follows.
     """
     try:
         status = CallStatus(event.call_status)
@@ -626,8 +707,8 @@ async def _move_forward(
         return None
     return await _touch_row(
         session,
-        _MOVES[event.call_id is not None][status],
-        call_id=event.call_id,
+        _MOVES[status],
+        call_id=call_id,
         sid=event.call_sid,
         now=now,
         status=status.value,
@@ -637,16 +718,8 @@ async def _move_forward(
     )
 
 
-async def _moved(
-    session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime
-) -> None:
-    """What follows :func:`_move_forward`: the end of the call when its new status is final."""
-    if CallStatus(call.status).is_final:
-        await _end(session, call, event, now=now)
-
-
 async def _apply(
-    session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime
+    session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime, batch: StatusBatch
 ) -> None:
     if call.carrier_sid is None:
         call.carrier_sid = event.call_sid
@@ -668,10 +741,12 @@ async def _apply(
     if status is CallStatus.IN_PROGRESS and call.answered_at is None:
         call.answered_at = now
     if status.is_final:
-        await _end(session, call, event, now=now)
+        await _end(session, call, event, now=now, batch=batch)
 
 
-async def _end(session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime) -> None:
+async def _end(
+    session: AsyncSession, call: LiveCall, event: StatusEvent, *, now: datetime, batch: StatusBatch
+) -> None:
     """The event ended the call: its error, its disposition and what follows."""
     error_code = event.payload.get("ErrorCode") or None
     if error_code:
@@ -685,6 +760,7 @@ async def _end(session: AsyncSession, call: LiveCall, event: StatusEvent, *, now
         error_code=error_code,
         now=now,
         disposition=Disposition.OPTED_OUT if opted_out else None,
+        batch=batch,
     )
     if opted_out:
         await opt_out(
@@ -703,16 +779,22 @@ async def _finish(
     error_code: str | None,
     now: datetime,
     disposition: Disposition | None = None,
+    batch: StatusBatch | None = None,
 ) -> None:
     """The call has just reached its final status: disposition, counters, and the next step.
-    Writes the call's changed columns (with any the caller made before) to its row."""
-    campaign = (
-        await session.scalars(
-            _CAMPAIGN,
-            {"campaign_id": call.campaign_id},
-            execution_options={"populate_existing": True},
-        )
-    ).one()  # calls cascade with their campaign
+    Writes the call's changed columns (with any the caller made before) to its row. In a
+    ``batch``, the campaign is read once and its live-call counter written when the batch ends."""
+    campaign = batch.campaigns.get(call.campaign_id) if batch is not None else None
+    if campaign is None:
+        campaign = (
+            await session.scalars(
+                _CAMPAIGN,
+                {"campaign_id": call.campaign_id},
+                execution_options={"populate_existing": True},
+            )
+        ).one()  # calls cascade with their campaign
+        if batch is not None:
+            batch.campaigns[call.campaign_id] = campaign
     _, retry = _rules(campaign)
     disposition = disposition or disposition_for(
         call.status,
@@ -731,12 +813,15 @@ async def _finish(
     if call.phone_id is not None:
         await _update_phone(session, call.phone_id, disposition)
     log.info("call %s ended: %s", call.id, disposition.value)
-    metrics.CALLS_ENDED.labels(status=disposition.value).inc()
-
     await _schedule_retry(session, call, campaign, retry, disposition, now=now)
     await call.write(session)
+    if batch is not None:
+        batch.ended[call.campaign_id] += 1
+        batch.dispositions[disposition.value] += 1
+        return
+    metrics.CALLS_ENDED.labels(status=disposition.value).inc()
     # Last, so the campaign's row (every call of the campaign ends here) is locked only briefly.
-    await connection.execute(_CALL_ENDED, {"campaign_id": call.campaign_id})
+    await connection.execute(_CALLS_ENDED, {"campaign_id": call.campaign_id, "ended": 1})
 
 
 async def _update_phone(session: AsyncSession, phone_id: int, disposition: Disposition) -> None:
