@@ -37,6 +37,7 @@ from voicebot.api.dashboard import mount_dashboard
 from voicebot.api.guards import install_input_guards
 from voicebot.config import Settings
 from voicebot.db.session import make_engine, make_read_sessionmaker, make_sessionmaker
+from voicebot.dialer.recorder import StatusRecorder
 from voicebot.telephony.carrier import Carrier
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def create_app(
         app.state.sessionmaker = sessionmaker
         app.state.read_sessionmaker = make_read_sessionmaker(engine)
         app.state.carrier = live_carrier
+        app.state.status_recorder = StatusRecorder(sessionmaker)
         from voicebot.calls.services import build_call_services
 
         models, synthesizer = speech or (None, None)
@@ -106,6 +108,7 @@ def create_app(
             if notifier is not None:
                 await notifier.aclose()
             await calls.aclose()
+            await app.state.status_recorder.aclose()
             if carrier is None:
                 await live_carrier.aclose()
             await engine.dispose()

@@ -29,8 +29,8 @@ from voicebot.dialer.lifecycle import (
     StatusEvent,
     record_machine_event,
     record_recording_event,
-    record_status_event,
 )
+from voicebot.dialer.recorder import StatusRecorder
 from voicebot.dialog import (
     CallStarted,
     ContactDataError,
@@ -69,13 +69,15 @@ _CALL_STATUSES = frozenset(s.value for s in CallStatus) - {CallStatus.INITIATING
         415: {"description": "The body is not application/x-www-form-urlencoded"},
     },
 )
-async def twilio_status(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+async def twilio_status(request: Request, settings: SettingsDep) -> Response:
+    """Answered once the event is stored and applied to its call (see ``StatusRecorder``)."""
     pairs = await read_form(request)
     check_signature(request, FormParams(pairs), settings)
 
     fields = dict(pairs)  # a repeated field keeps its last value, as Starlette's forms do
     event = parse_status_event(fields, request.query_params.get("call_id"))
-    stored = await record_status_event(session, event, now=datetime.now(UTC))
+    recorder: StatusRecorder = request.app.state.status_recorder
+    stored = await recorder.record(event, now=datetime.now(UTC))
     log.info(
         "status %s for %s (call %s)%s",
         event.call_status,

@@ -1,0 +1,146 @@
+"""Status events recorded in batches: the outcome of one transaction each, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tests.integration.dialer_rows import (
+    make_call,
+    make_callback,
+    make_campaign,
+    make_contact,
+    utc,
+)
+from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent
+from voicebot.dialer.lifecycle import StatusEvent
+from voicebot.dialer.recorder import StatusRecorder
+
+NOW = utc(2026, 3, 10, 4, 0)
+
+
+def _sid(n: int) -> str:
+    return "CA" + str(n).rjust(32, "0")
+
+
+async def _live_calls(maker: async_sessionmaker[AsyncSession], n: int) -> tuple[int, list[int]]:
+    """One campaign with ``n`` live calls, each with a borrower of its own: (campaign, calls)."""
+    async with maker() as session:
+        camp = await make_campaign(session)
+        calls = []
+        for i in range(n):
+            contact = await make_contact(session, (f"+86138{i:08d}",))
+            callback = await make_callback(session, camp, contact, due_at=NOW)
+            call = await make_call(session, callback, contact, created_at=NOW, carrier_sid=_sid(i))
+            calls.append(call.id)
+        await session.commit()
+        return camp.id, calls
+
+
+def _event(call_id: int | None, sid: str, status: str, seq: int, **payload: str) -> StatusEvent:
+    return StatusEvent(
+        call_sid=sid,
+        call_status=status,
+        call_id=call_id,
+        sequence_number=seq,
+        duration_seconds=int(payload.get("CallDuration", "0")) or None,
+        answered_by="human" if status == "in-progress" else None,
+        payload={"CallSid": sid, "CallStatus": status, **payload},
+    )
+
+
+async def test_events_from_many_callers_at_once_end_each_call_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    camp_id, calls = await _live_calls(sessionmaker, 40)
+    recorder = StatusRecorder(sessionmaker, max_batch=16)
+
+    async def caller(i: int, call_id: int) -> list[bool]:
+        sid = _sid(i)
+        answered = _event(call_id, sid, "in-progress", 1)
+        done = _event(call_id, sid, "completed", 2, CallDuration="42")
+        now = NOW + timedelta(seconds=i)
+        # The callback, then Twilio's retry of it: the repeat is acknowledged, changing nothing.
+        return [
+            await recorder.record(answered, now=now),
+            await recorder.record(done, now=now + timedelta(seconds=42)),
+            await recorder.record(done, now=now + timedelta(seconds=43)),
+        ]
+
+    try:
+        results = await asyncio.gather(*(caller(i, c) for i, c in enumerate(calls)))
+    finally:
+        await recorder.aclose()
+
+    assert results == [[True, True, False]] * len(calls)
+    async with sessionmaker() as session:
+        ended = (
+            await session.execute(
+                select(Call.status, Call.disposition, Call.duration_seconds, func.count()).group_by(
+                    Call.status, Call.disposition, Call.duration_seconds
+                )
+            )
+        ).all()
+        camp = await session.get(Campaign, camp_id)
+        events = await session.scalar(select(func.count()).select_from(CarrierEvent))
+        callbacks = await session.scalars(select(CallBack.status))
+        first = await session.get(Call, calls[0])
+    assert ended == [("completed", "answered", 42, 40)]
+    assert camp is not None and camp.live_calls == 0  # one decrement per call, none twice
+    assert events == 80
+    assert set(callbacks) == {"done"}
+    assert first is not None and first.answered_at == NOW
+
+
+async def test_one_event_the_database_refuses_costs_only_itself(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores a NUL in JSON; PostgreSQL's jsonb refuses it")
+    camp_id, calls = await _live_calls(sessionmaker, 6)
+    recorder = StatusRecorder(sessionmaker, concurrency=1)
+    events = [_event(c, _sid(i), "busy", 1) for i, c in enumerate(calls)]
+    # jsonb cannot hold U+0000: this event fails inside the batch it shares with the others.
+    events[3] = _event(calls[3], _sid(3), "busy", 1, Note="a\x00b")
+    try:
+        results = await asyncio.gather(
+            *(recorder.record(e, now=NOW) for e in events), return_exceptions=True
+        )
+    finally:
+        await recorder.aclose()
+
+    assert "a batch of 6 status events failed (DBAPIError)" in caplog.text
+    assert [r for i, r in enumerate(results) if i != 3] == [True] * 5
+    assert isinstance(results[3], Exception)
+    async with sessionmaker() as session:
+        statuses = dict((await session.execute(select(Call.id, Call.disposition))).all())
+        camp = await session.get(Campaign, camp_id)
+        stored = await session.scalar(select(func.count()).select_from(CarrierEvent))
+    assert [statuses[c] for c in calls] == ["busy", "busy", "busy", None, "busy", "busy"]
+    assert camp is not None and camp.live_calls == 1  # the refused event's call is still live
+    assert stored == 5
+
+
+async def test_a_call_named_with_another_calls_sid_is_found_by_its_sid(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    _, calls = await _live_calls(sessionmaker, 2)
+    recorder = StatusRecorder(sessionmaker)
+    try:
+        # The URL names call 0, the CallSid is call 1's: the sid wins, as Twilio's is the truth.
+        assert await recorder.record(_event(calls[0], _sid(1), "no-answer", 1), now=NOW)
+        # A sid no call has: stored as history, changing no call.
+        assert await recorder.record(_event(None, _sid(99), "busy", 1), now=NOW)
+    finally:
+        await recorder.aclose()
+    async with sessionmaker() as session:
+        statuses = dict((await session.execute(select(Call.id, Call.status))).all())
+        owners = (await session.execute(select(CarrierEvent.call_sid, CarrierEvent.call_id))).all()
+    assert statuses == {calls[0]: "queued", calls[1]: "no-answer"}
+    assert sorted(owners) == [(_sid(1), calls[1]), (_sid(99), None)]
