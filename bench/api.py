@@ -14,8 +14,9 @@ answered call. The real app then runs as ``voicebot serve --no-dialer --workers 
   analyst: numbers masked), one page of 50;
 - ``report_p95_ms``: ``GET /v1/reports/campaigns/{id}`` for a random campaign;
 - ``webhooks_per_s``: signed Twilio status callbacks (in-progress then completed for
-  ``--live`` ringing calls) ingested per second; ``webhooks_lost``: callbacks sent whose event
-  is not stored afterwards (refused, failed, or missing).
+  ``--live`` ringing calls) ingested per second, each answered once stored and applied;
+  ``webhooks_lost``: callbacks sent whose event is not stored afterwards (refused, failed, or
+  missing), plus calls not ended by them and live calls left counted.
 
 Targets: list_p95_ms ≤ 50, report_p95_ms ≤ 200, webhooks_per_s ≥ 1500, webhooks_lost = 0.
 The last line is JSON.
@@ -361,11 +362,22 @@ async def webhooks(clients: int, calls: int, live: int) -> tuple[float, int, int
         stored = await conn.fetchval(
             "SELECT count(*) FROM carrier_events WHERE call_id > $1", calls
         )
+        # Answered means applied, too: every call ended, its campaign's live-call count back to 0.
+        unapplied = await conn.fetchval(
+            "SELECT count(*) FROM calls WHERE id > $1 AND disposition IS DISTINCT FROM 'answered'",
+            calls,
+        )
+        live_left = await conn.fetchval(
+            "SELECT live_calls FROM campaigns WHERE id = $1", CAMPAIGNS + 1
+        )
     finally:
         await conn.close()
     lost = sent - int(stored)
-    say(f"webhooks: {sent} sent in {elapsed:.1f} s, {refused} refused, {stored} stored")
-    return sent / elapsed, lost, refused
+    say(
+        f"webhooks: {sent} sent in {elapsed:.1f} s, {refused} refused, {stored} stored; "
+        f"{unapplied} calls not ended as answered, {live_left} live calls left"
+    )
+    return sent / elapsed, lost + int(unapplied) + int(live_left), refused
 
 
 BASE = ""
