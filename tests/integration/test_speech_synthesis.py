@@ -187,3 +187,15 @@ async def test_borrower_speaks_in_20ms_mulaw_frames() -> None:
     assert frames[:5] == silence_frames(100) and frames[-3:] == silence_frames(50)
     speech = await speaker.synthesizer.render("네, 맞아요.", borrower_voice("ko-KR"))
     assert len(frames) == 5 + 3 + -(-round(speech.duration_seconds * 8000) // 160)
+
+
+async def test_back_to_back_renders_each_speak_at_their_own_rate() -> None:
+    # pyttsx3's queued settings were cancelled by its next run: a third of renders came out at
+    # the previous render's rate.
+    synthesizer = Synthesizer(cache_size=0)
+    slow, fast = voice_for_language("en-US"), Voice("gmw/en-us", rate=300)
+    for n in range(8):
+        text = f"Instalment {n} is due on Friday."
+        at_slow = await synthesizer.render(text, slow)
+        at_fast = await synthesizer.render(text, fast)
+        assert at_fast.duration_seconds < 0.85 * at_slow.duration_seconds, n

@@ -164,9 +164,7 @@ class _EspeakThread:
         self._errors.clear()
         with tempfile.TemporaryDirectory(prefix="voicebot-tts-") as tmp:
             path = Path(tmp) / "speech.wav"
-            engine.setProperty("voice", voice.id)
-            engine.setProperty("rate", voice.rate)
-            engine.setProperty("pitch", voice.pitch)
+            _use_voice(voice)
             self._finished.clear()
             engine.save_to_file(text, str(path))
             engine.runAndWait()
@@ -178,6 +176,23 @@ class _EspeakThread:
                 return None
             pcm = _read_wav(path)
         return pcm if pcm.size else None
+
+
+def _use_voice(voice: Voice) -> None:
+    """Set eSpeak's voice, rate and pitch now, and wait until eSpeak has taken them.
+
+    Not through pyttsx3's engine: it queues them until its next run, which starts by cancelling
+    whatever eSpeak has not yet done, so the rate and pitch (eSpeak queues those itself) were
+    lost, and the render spoke at the previous one's rate, about one time in three."""
+    from pyttsx3.drivers import _espeak
+    from pyttsx3.drivers.espeak import EspeakDriver
+
+    EspeakDriver.setProperty("voice", voice.id)
+    EspeakDriver.setProperty("rate", voice.rate)
+    EspeakDriver.setProperty("pitch", voice.pitch)
+    deadline = time.monotonic() + _RENDER_TIMEOUT_SECONDS
+    while _espeak.IsPlaying() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def _driver_print(*args: object, **_: object) -> None:
