@@ -533,11 +533,8 @@ async def requeue_unplaced_call(
         )
         .execution_options(synchronize_session=False)
     )
-    await session.execute(
-        update(Campaign)
-        .where(Campaign.id == call.campaign_id)
-        .values(live_calls=case((Campaign.live_calls > 0, Campaign.live_calls - 1), else_=0))
-        .execution_options(synchronize_session=False)
+    await (await session.connection()).execute(
+        _CALLS_ENDED, {"campaign_id": call.campaign_id, "ended": 1}
     )
     await session.delete(call)
     await session.flush()

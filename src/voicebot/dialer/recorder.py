@@ -21,12 +21,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from voicebot.dialer.lifecycle import (
-    StatusBatch,
-    StatusEvent,
-    apply_status_event,
-    record_status_event,
-)
+from voicebot.dialer.lifecycle import StatusBatch, StatusEvent, apply_status_event
 
 log = logging.getLogger(__name__)
 
@@ -99,49 +94,48 @@ class StatusRecorder:
             except Exception as exc:  # never lose the loop: each waiter gets the error
                 log.exception("status events not recorded")
                 for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
+                    _settle(pending, exc)
 
     async def _record(self, batch: list[_Pending]) -> None:
-        if len(batch) == 1:
-            await self._record_alone(batch[0])
-            return
         # Calls locked in id order by every batch: two batches never wait on each other in a
         # circle. The sort is stable, so one call's events keep the order they came in.
         ordered = sorted(batch, key=lambda p: p.event.call_id or 0)
         try:
-            async with self._maker() as session:
-                shared = StatusBatch()
-                stored = [
-                    await apply_status_event(session, p.event, now=p.now, batch=shared)
-                    for p in ordered
-                ]
-                await shared.close(session)
-                await session.commit()
+            stored = await self._in_one_transaction(ordered)
         except Exception as exc:
+            if len(ordered) == 1:
+                _settle(ordered[0], exc)
+                return
             log.warning(
                 "a batch of %d status events failed (%s); recording them one by one",
-                len(batch),
+                len(ordered),
                 type(exc).__name__,
             )
             for pending in ordered:
-                await self._record_alone(pending)
+                await self._record([pending])
             return
-        shared.committed()
         for pending, was_stored in zip(ordered, stored, strict=True):
-            if not pending.done.done():
-                pending.done.set_result(was_stored)
+            _settle(pending, was_stored)
 
-    async def _record_alone(self, pending: _Pending) -> None:
-        try:
-            async with self._maker() as session:
-                stored = await record_status_event(session, pending.event, now=pending.now)
-        except Exception as exc:
-            if not pending.done.done():
-                pending.done.set_exception(exc)
-            return
-        if not pending.done.done():
-            pending.done.set_result(stored)
+    async def _in_one_transaction(self, batch: list[_Pending]) -> list[bool]:
+        async with self._maker() as session:
+            shared = StatusBatch()
+            stored = [
+                await apply_status_event(session, p.event, now=p.now, batch=shared) for p in batch
+            ]
+            await shared.close(session)
+            await session.commit()
+        shared.committed()
+        return stored
+
+
+def _settle(pending: _Pending, outcome: bool | Exception) -> None:
+    if pending.done.done():
+        return
+    if isinstance(outcome, Exception):
+        pending.done.set_exception(outcome)
+    else:
+        pending.done.set_result(outcome)
 
 
 def _retrieve(done: asyncio.Future[bool]) -> None:
