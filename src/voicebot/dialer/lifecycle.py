@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    or_,
     select,
     update,
 )
@@ -181,13 +182,17 @@ class LiveCall:
         values = dict(row)
         return cls(**values, read=values)
 
-    async def write(self, session: AsyncSession) -> None:
-        """One UPDATE of the columns changed since the row was read; none when nothing did."""
-        changed = {
+    def changes(self) -> dict[str, Any]:
+        """The columns changed since the row was read (or last written)."""
+        return {
             name: getattr(self, name)
             for name, value in self.read.items()
             if getattr(self, name) != value
         }
+
+    async def write(self, session: AsyncSession) -> None:
+        """One UPDATE of the columns changed since the row was read; none when nothing did."""
+        changed = self.changes()
         if changed:
             connection = await session.connection()
             await connection.execute(update(Call).where(Call.id == self.id).values(**changed))
@@ -242,13 +247,17 @@ _CALLBACK_DONE = (
     update(CallBack)
     .where(
         CallBack.id == bindparam("callback_id"),
-        CallBack.status.in_([CallBackStatus.DIALED.value, CallBackStatus.CLAIMED.value]),
+        # Not IN (…): an expanding parameter cannot be sent as an executemany.
+        or_(
+            CallBack.status == CallBackStatus.DIALED.value,
+            CallBack.status == CallBackStatus.CLAIMED.value,
+        ),
     )
     .values(status=CallBackStatus.DONE.value, lease_expires_at=None, updated_at=bindparam("now"))
 )
-_PHONE_STATE = select(ContactPhone.status, ContactPhone.consecutive_failures).where(
-    ContactPhone.id == bindparam("phone_id")
-)
+_PHONE_STATES = select(
+    ContactPhone.id, ContactPhone.status, ContactPhone.consecutive_failures
+).where(ContactPhone.id.in_(bindparam("phone_ids", expanding=True)))
 _SET_PHONE_STATE = (
     update(ContactPhone)
     .where(ContactPhone.id == bindparam("phone_id"))
@@ -265,6 +274,24 @@ _CALLS_ENDED = (
     )
 )
 _CAMPAIGN = select(Campaign).where(Campaign.id == bindparam("campaign_id"))
+# The columns the status path changes on a call, written for ended calls in one executemany.
+_WRITTEN = (
+    "status",
+    "carrier_sid",
+    "answered_by",
+    "duration_seconds",
+    "answered_at",
+    "disposition",
+    "ended_at",
+    "conversed",
+    "error_code",
+    "error_message",
+)
+_WRITE_CALL = (
+    update(Call)
+    .where(Call.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}", type_=getattr(Call, name).type) for name in _WRITTEN})
+)
 
 
 def _event_insert(dialect: Any) -> Any:
@@ -309,32 +336,69 @@ def _status_insert(dialect: Any) -> Any:
 _STORE_STATUS = {"postgresql": _status_insert(postgresql), "sqlite": _status_insert(sqlite)}
 
 
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """A call :func:`_finish` ended, and what writing its end needs."""
+
+    call: LiveCall
+    campaign: Campaign
+    retry: RetryRules
+    disposition: Disposition
+    now: datetime
+
+
 @dataclass(slots=True)
 class StatusBatch:
-    """What the status events recorded in one transaction share until it commits: the campaigns
-    they read, and the calls they ended per campaign, written as one counter update at the end
-    (every call of a campaign ends on its row, so it is locked once per batch, and last)."""
+    """The calls ended in one transaction, whose ends are written together when it closes.
+
+    Ending a call writes its call-back, its number's state, maybe a retry, its own row and its
+    campaign's live-call counter. Status events recorded together (see ``dialer/recorder.py``)
+    write each of those once for all their calls; the campaign's row, which every call of the
+    campaign ends on, is locked last and once. A call ended alone is a batch of one."""
 
     campaigns: dict[int, Campaign] = field(default_factory=dict)
-    ended: Counter[int] = field(default_factory=Counter)
-    dispositions: Counter[str] = field(default_factory=Counter)
+    endings: list[_Ending] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
 
-    async def close(self, session: AsyncSession) -> None:
-        """Write the live-call counters; the caller commits, then calls :meth:`committed`."""
-        if self.ended:
-            connection = await session.connection()
-            for campaign_id in sorted(self.ended):
-                await connection.execute(
-                    _CALLS_ENDED, {"campaign_id": campaign_id, "ended": self.ended[campaign_id]}
+    async def campaign(self, session: AsyncSession, campaign_id: int) -> Campaign:
+        """The campaign, read from the database once per batch."""
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None:
+            campaign = (
+                await session.scalars(
+                    _CAMPAIGN,
+                    {"campaign_id": campaign_id},
+                    execution_options={"populate_existing": True},
                 )
+            ).one()  # calls cascade with their campaign
+            self.campaigns[campaign_id] = campaign
+        return campaign
 
-    def committed(self) -> None:
-        """Count what the transaction stored, once it is stored."""
+    async def close(self, session: AsyncSession) -> None:
+        """Write the ended calls' ends; the caller commits, then calls :meth:`count`."""
+        if not self.endings:
+            return
+        connection = await session.connection()
+        await connection.execute(
+            _CALLBACK_DONE,
+            [{"callback_id": e.call.callback_id, "now": e.now} for e in self.endings],
+        )
+        await _update_phones(session, self.endings)
+        for e in self.endings:
+            await _schedule_retry(session, e.call, e.campaign, e.retry, e.disposition, now=e.now)
+        await _write_calls(session, [e.call for e in self.endings])
+        ended = Counter(e.call.campaign_id for e in self.endings)
+        for campaign_id in sorted(ended):
+            await connection.execute(
+                _CALLS_ENDED, {"campaign_id": campaign_id, "ended": ended[campaign_id]}
+            )
+
+    def count(self) -> None:
+        """Count the events stored and the calls ended, once they are."""
         for status, n in self.statuses.items():
             metrics.CALL_STATUS_EVENTS.labels(status=status).inc(n)
-        for disposition, n in self.dispositions.items():
-            metrics.CALLS_ENDED.labels(status=disposition).inc(n)
+        for e in self.endings:
+            metrics.CALLS_ENDED.labels(status=e.disposition.value).inc()
 
 
 async def record_machine_event(
@@ -419,7 +483,7 @@ async def record_status_event(session: AsyncSession, event: StatusEvent, *, now:
     stored = await apply_status_event(session, event, now=now, batch=batch)
     await batch.close(session)
     await session.commit()
-    batch.committed()
+    batch.count()
     return stored
 
 
@@ -778,20 +842,11 @@ async def _finish(
     disposition: Disposition | None = None,
     batch: StatusBatch | None = None,
 ) -> None:
-    """The call has just reached its final status: disposition, counters, and the next step.
-    Writes the call's changed columns (with any the caller made before) to its row. In a
-    ``batch``, the campaign is read once and its live-call counter written when the batch ends."""
-    campaign = batch.campaigns.get(call.campaign_id) if batch is not None else None
-    if campaign is None:
-        campaign = (
-            await session.scalars(
-                _CAMPAIGN,
-                {"campaign_id": call.campaign_id},
-                execution_options={"populate_existing": True},
-            )
-        ).one()  # calls cascade with their campaign
-        if batch is not None:
-            batch.campaigns[call.campaign_id] = campaign
+    """The call has just reached its final status: its disposition, and (when ``batch`` closes,
+    or now without one) its call-back, number, retry, row and campaign counter written."""
+    alone = batch is None
+    batch = batch or StatusBatch()
+    campaign = await batch.campaign(session, call.campaign_id)
     _, retry = _rules(campaign)
     disposition = disposition or disposition_for(
         call.status,
@@ -805,39 +860,49 @@ async def _finish(
     call.conversed = disposition is Disposition.ANSWERED
     if disposition in _PICKED_UP and call.answered_at is None:
         call.answered_at = now - timedelta(seconds=call.duration_seconds or 0)
-    connection = await session.connection()
-    await connection.execute(_CALLBACK_DONE, {"callback_id": call.callback_id, "now": now})
-    if call.phone_id is not None:
-        await _update_phone(session, call.phone_id, disposition)
     log.info("call %s ended: %s", call.id, disposition.value)
-    await _schedule_retry(session, call, campaign, retry, disposition, now=now)
-    await call.write(session)
-    if batch is not None:
-        batch.ended[call.campaign_id] += 1
-        batch.dispositions[disposition.value] += 1
+    batch.endings.append(_Ending(call, campaign, retry, disposition, now))
+    if alone:
+        await batch.close(session)
+        batch.count()
+
+
+async def _update_phones(session: AsyncSession, endings: Sequence[_Ending]) -> None:
+    """Count the numbers' failures (or reset them) after the calls to them ended, in order."""
+    ids = {e.call.phone_id for e in endings if e.call.phone_id is not None}
+    if not ids:
         return
-    metrics.CALLS_ENDED.labels(status=disposition.value).inc()
-    # Last, so the campaign's row (every call of the campaign ends here) is locked only briefly.
-    await connection.execute(_CALLS_ENDED, {"campaign_id": call.campaign_id, "ended": 1})
-
-
-async def _update_phone(session: AsyncSession, phone_id: int, disposition: Disposition) -> None:
-    """Count the number's failures (or reset them) after a call to it ended."""
     connection = await session.connection()
-    row = (await connection.execute(_PHONE_STATE, {"phone_id": phone_id})).one_or_none()
-    if row is None:
+    rows = await connection.execute(_PHONE_STATES, {"phone_ids": sorted(ids)})
+    before = {row.id: PhoneState(PhoneStatus(row.status), row.consecutive_failures) for row in rows}
+    after = dict(before)
+    for e in endings:
+        if e.call.phone_id in after:
+            after[e.call.phone_id] = phone_after_call(after[e.call.phone_id], e.disposition)
+    changed = [
+        {"phone_id": phone_id, "status": state.status.value, "failures": state.consecutive_failures}
+        for phone_id, state in after.items()
+        if state != before[phone_id]
+    ]
+    if changed:
+        await connection.execute(_SET_PHONE_STATE, changed)
+
+
+async def _write_calls(session: AsyncSession, calls: Sequence[LiveCall]) -> None:
+    """:meth:`LiveCall.write` for many calls: one statement, sent once for all of them."""
+    changed = [call for call in calls if call.changes()]
+    if not changed:
         return
-    before = PhoneState(PhoneStatus(row.status), row.consecutive_failures)
-    after = phone_after_call(before, disposition)
-    if after != before:
-        await connection.execute(
-            _SET_PHONE_STATE,
-            {
-                "phone_id": phone_id,
-                "status": after.status.value,
-                "failures": after.consecutive_failures,
-            },
-        )
+    connection = await session.connection()
+    await connection.execute(
+        _WRITE_CALL,
+        [
+            {"b_id": call.id, **{f"b_{name}": getattr(call, name) for name in _WRITTEN}}
+            for call in changed
+        ],
+    )
+    for call in changed:
+        call.read.update(call.changes())
 
 
 async def _schedule_retry(

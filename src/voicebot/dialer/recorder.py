@@ -125,7 +125,7 @@ class StatusRecorder:
             ]
             await shared.close(session)
             await session.commit()
-        shared.committed()
+        shared.count()
         return stored
 
 
