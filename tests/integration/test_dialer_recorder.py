@@ -145,3 +145,53 @@ async def test_a_call_named_with_another_calls_sid_is_found_by_its_sid(
         owners = (await session.execute(select(CarrierEvent.call_sid, CarrierEvent.call_id))).all()
     assert statuses == {calls[0]: "queued", calls[1]: "no-answer"}
     assert sorted(owners) == [(_sid(1), calls[1]), (_sid(99), None)]
+
+
+async def test_one_batch_applies_each_calls_events_in_order(
+    sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Events stored and moved a batch at once: several for one call, a repeat inside the batch,
+    a status that comes late, and a sid no call has, all in one transaction."""
+    camp_id, calls = await _live_calls(sessionmaker, 3)
+    a, b, c = calls
+    batch = [
+        (_event(a, _sid(0), "ringing", 1), NOW),
+        (_event(a, _sid(0), "in-progress", 2), NOW + timedelta(seconds=5)),
+        (_event(a, _sid(0), "completed", 3, CallDuration="42"), NOW + timedelta(seconds=47)),
+        (_event(b, _sid(1), "in-progress", 1), NOW),
+        (_event(b, _sid(1), "in-progress", 1), NOW),  # Twilio's retry, in the same batch
+        (_event(b, _sid(1), "ringing", 2), NOW),  # late: b never moves back
+        (_event(c, _sid(2), "busy", 1), NOW),
+        (_event(None, _sid(99), "completed", 1), NOW),
+    ]
+    recorder = StatusRecorder(sessionmaker, concurrency=1)
+    try:
+        # A first event holds the only transaction while the batch queues up behind it.
+        first = asyncio.create_task(recorder.record(_event(c, _sid(2), "ringing", 0), now=NOW))
+        results = await asyncio.gather(*(recorder.record(e, now=now) for e, now in batch))
+        assert await first
+    finally:
+        await recorder.aclose()
+
+    assert results == [True, True, True, True, False, True, True, True]
+    assert "failed" not in caplog.text
+    async with sessionmaker() as session:
+        rows = {
+            row.id: row for row in await session.scalars(select(Call).where(Call.id.in_(calls)))
+        }
+        camp = await session.get(Campaign, camp_id)
+        stored = await session.scalar(select(func.count()).select_from(CarrierEvent))
+    assert (rows[a].status, rows[a].disposition, rows[a].duration_seconds) == (
+        "completed",
+        "answered",
+        42,
+    )
+    assert rows[a].answered_at == NOW + timedelta(seconds=5)
+    assert (rows[b].status, rows[b].answered_by, rows[b].disposition) == (
+        "in-progress",
+        "human",
+        None,
+    )
+    assert (rows[c].status, rows[c].disposition) == ("busy", "busy")
+    assert camp is not None and camp.live_calls == 1  # b is still live
+    assert stored == 8

@@ -22,14 +22,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
-    DateTime,
-    Integer,
-    RowMapping,
-    String,
     bindparam,
     case,
-    func,
     or_,
     select,
     update,
@@ -39,6 +33,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot import metrics
 from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPhone, DoNotCall
+from voicebot.dialer.call_rows import (
+    TOUCH_BY_ID,
+    TOUCH_BY_SID,
+    LiveCall,
+    Move,
+    StatusRow,
+    move_calls,
+    store_statuses,
+    touch_row,
+)
 from voicebot.dialer.optout import opt_out
 from voicebot.dialer.rules import rules_for
 from voicebot.domain.campaigns import FINISHED, MachineAction
@@ -151,98 +155,8 @@ class MachineAnswered:
     dialog_id: str
 
 
-@dataclass(slots=True)
-class LiveCall:
-    """A call's row as the paths that end calls read it: changed in memory, written back once.
-
-    Plain columns rather than the ORM object: a status callback is the busiest write in the
-    service, and the ORM's identity map and unit of work cost more than its statements."""
-
-    id: int
-    callback_id: int
-    campaign_id: int
-    contact_id: int
-    phone_id: int | None
-    attempt: int
-    to_number: str
-    carrier_sid: str | None
-    status: str
-    answered_by: str | None
-    duration_seconds: int | None
-    answered_at: datetime | None
-    disposition: str | None
-    ended_at: datetime | None
-    conversed: bool
-    error_code: str | None
-    error_message: str | None
-    read: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_row(cls, row: RowMapping) -> LiveCall:
-        values = dict(row)
-        return cls(**values, read=values)
-
-    def changes(self) -> dict[str, Any]:
-        """The columns changed since the row was read (or last written)."""
-        return {
-            name: getattr(self, name)
-            for name, value in self.read.items()
-            if getattr(self, name) != value
-        }
-
-    async def write(self, session: AsyncSession) -> None:
-        """One UPDATE of the columns changed since the row was read; none when nothing did."""
-        changed = self.changes()
-        if changed:
-            connection = await session.connection()
-            await connection.execute(update(Call).where(Call.id == self.id).values(**changed))
-            self.read.update(changed)
-
-
-_LIVE_CALL_COLUMNS = tuple(
-    getattr(Call, name) for name in LiveCall.__dataclass_fields__ if name != "read"
-)
-
-# The status path's statements, built once: SQLAlchemy spends more Python building a statement
-# and its cache key than sending it, and a status callback is the busiest write in the service.
-_by_id = (Call.id == bindparam("call_id")) & (
-    Call.carrier_sid.is_(None) | (Call.carrier_sid == bindparam("sid"))
-)
-_by_sid = Call.carrier_sid == bindparam("sid")
-
-
-def _move_statement(match: ColumnElement[bool], status: CallStatus) -> Any:
-    """Move a call to ``status`` from any earlier one it may move on from."""
-    earlier = [s.value for s in CallStatus if s.rank < status.rank and not s.is_final]
-    return (
-        update(Call)
-        .where(match, Call.status.in_(earlier))
-        .values(
-            updated_at=bindparam("now"),
-            status=bindparam("status"),
-            carrier_sid=func.coalesce(Call.carrier_sid, bindparam("sid")),
-            answered_by=func.coalesce(bindparam("answered_by", type_=String), Call.answered_by),
-            duration_seconds=func.coalesce(
-                bindparam("duration", type_=Integer), Call.duration_seconds
-            ),
-            answered_at=func.coalesce(
-                Call.answered_at, bindparam("answered_at", type_=DateTime(timezone=True))
-            ),
-        )
-        .returning(*_LIVE_CALL_COLUMNS)
-    )
-
-
-def _touch_statement(match: ColumnElement[bool]) -> Any:
-    return (
-        update(Call).where(match).values(updated_at=bindparam("now")).returning(*_LIVE_CALL_COLUMNS)
-    )
-
-
-# By the status it moves the call to (the call is known by then: its event was stored with it).
-_MOVES = {status: _move_statement(_by_id, status) for status in CallStatus}
-_TOUCH_BY_ID = _touch_statement(Call.id == bindparam("call_id"))
-_TOUCH_BY_SID = _touch_statement(_by_sid)
+# The status path's statements, built once (see ``call_rows``): SQLAlchemy spends more Python
+# building a statement and its cache key than sending it.
 _CALLBACK_DONE = (
     update(CallBack)
     .where(
@@ -311,29 +225,6 @@ def _event_insert(dialect: Any) -> Any:
 
 
 _STORE_EVENT = {"postgresql": _event_insert(postgresql), "sqlite": _event_insert(sqlite)}
-
-
-def _status_insert(dialect: Any) -> Any:
-    """Store a status event with the call it is for, found in the same statement: the call the
-    callback URL names when the CallSid is its own (or it has none yet), else the sid's call."""
-    named = select(Call.id).where(_by_id).scalar_subquery()
-    by_sid = select(Call.id).where(_by_sid).limit(1).scalar_subquery()
-    return (
-        dialect.insert(CarrierEvent)
-        .values(
-            dedupe_key=bindparam("dedupe_key"),
-            call_sid=bindparam("sid"),
-            kind=StatusEvent.kind,
-            call_id=func.coalesce(named, by_sid),
-            payload=bindparam("payload", type_=CarrierEvent.payload.type),
-            received_at=bindparam("now"),
-        )
-        .on_conflict_do_nothing(index_elements=[CarrierEvent.dedupe_key])
-        .returning(CarrierEvent.call_id)
-    )
-
-
-_STORE_STATUS = {"postgresql": _status_insert(postgresql), "sqlite": _status_insert(sqlite)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,50 +371,109 @@ async def record_status_event(session: AsyncSession, event: StatusEvent, *, now:
     An event for a call this database does not know is stored and otherwise ignored.
     """
     batch = StatusBatch()
-    stored = await apply_status_event(session, event, now=now, batch=batch)
+    [stored] = await apply_status_events(session, [(event, now)], batch=batch)
     await batch.close(session)
     await session.commit()
     batch.count()
     return stored
 
 
-async def apply_status_event(
-    session: AsyncSession, event: StatusEvent, *, now: datetime, batch: StatusBatch
-) -> bool:
-    """:func:`record_status_event` inside the caller's transaction, one of the ``batch``'s.
+async def apply_status_events(
+    session: AsyncSession,
+    events: Sequence[tuple[StatusEvent, datetime]],
+    *,
+    batch: StatusBatch,
+) -> list[bool]:
+    """:func:`record_status_event` for many events (each with when it came) inside the caller's
+    transaction, one of the ``batch``'s; for each, False when it was a repeat.
 
-    The event is stored first: a repeat stops there, having changed nothing. The call's row is
-    locked by the write that moves it (or, for a late event, touches it) until commit."""
-    result = await (await session.connection()).execute(
-        _STORE_STATUS[_dialect(session)],
-        {
-            "dedupe_key": event.dedupe_key[:200],
-            "sid": event.call_sid[:64],
-            "call_id": event.call_id,
-            "payload": dict(event.payload),
-            "now": now,
-        },
+    The events are stored first, all at once: a repeat stops there, having changed nothing. Then
+    their calls move on, all at once, each row locked until commit by the write that moves it (or,
+    for a late event, touches it). A call with several events moves once per event, in order."""
+    connection = await session.connection()
+    stored = await store_statuses(
+        connection,
+        [
+            StatusRow(
+                dedupe_key=event.dedupe_key[:200],
+                sid=event.call_sid[:64],
+                call_id=event.call_id,
+                payload=dict(event.payload),
+                now=now,
+            )
+            for event, now in events
+        ],
     )
-    stored = result.one_or_none()
-    if stored is None:
-        return False
-    batch.statuses[event.call_status] += 1
-    call_id: int | None = stored.call_id
-    if call_id is None:
-        log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
-        return True
-    if event.call_id is not None and call_id != event.call_id:
-        _log_other_sid(event.call_id)
-    moved = await _move_forward(session, event, call_id, now=now)
+    found: list[tuple[StatusEvent, datetime, int]] = []
+    for (event, now), row in zip(events, stored, strict=True):
+        if row is None:
+            continue
+        batch.statuses[event.call_status] += 1
+        if row.call_id is None:
+            log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
+            continue
+        if event.call_id is not None and row.call_id != event.call_id:
+            _log_other_sid(event.call_id)
+        found.append((event, now, row.call_id))
+    for turn in _turns(found):
+        moved = await move_calls(connection, [m for m in map(_move, turn) if m is not None])
+        for event, now, call_id in turn:
+            await _after_move(session, moved.get(call_id), event, call_id, now=now, batch=batch)
+    return [row is not None for row in stored]
+
+
+def _turns(
+    found: Sequence[tuple[StatusEvent, datetime, int]],
+) -> list[list[tuple[StatusEvent, datetime, int]]]:
+    """The events in turns that hold each call at most once, a call's events in their order."""
+    turns: list[list[tuple[StatusEvent, datetime, int]]] = []
+    last_turn: dict[int, int] = {}
+    for item in found:
+        turn = last_turn.get(item[2], -1) + 1
+        if turn == len(turns):
+            turns.append([])
+        turns[turn].append(item)
+        last_turn[item[2]] = turn
+    return turns
+
+
+def _move(item: tuple[StatusEvent, datetime, int]) -> Move | None:
+    """The usual event moves its call on to a later status in one statement (what :func:`_apply`
+    would write); None for a status this code does not know, which the general path logs."""
+    event, now, call_id = item
+    try:
+        status = CallStatus(event.call_status)
+    except ValueError:
+        return None
+    return Move(
+        call_id=call_id,
+        sid=event.call_sid,
+        status=status,
+        answered_by=event.answered_by[:32] if event.answered_by else None,
+        duration_seconds=event.duration_seconds,
+        now=now,
+    )
+
+
+async def _after_move(
+    session: AsyncSession,
+    moved: LiveCall | None,
+    event: StatusEvent,
+    call_id: int,
+    *,
+    now: datetime,
+    batch: StatusBatch,
+) -> None:
+    """Whatever the event changes beyond its move: a call's end, or (a late or repeated status, a
+    call already ended) the general path on the call's locked row."""
     if moved is not None:
         if CallStatus(moved.status).is_final:
             await _end(session, moved, event, now=now, batch=batch)
-        return True
-    call = await _touch_row(session, _TOUCH_BY_ID, call_id=call_id, now=now)
+        return
+    call = await _touch_row(session, TOUCH_BY_ID, call_id=call_id, now=now)
     if call is not None:  # else deleted since (its campaign was): the event stays as history
         await _apply(session, call, event, now=now, batch=batch)
         await call.write(session)
-    return True
 
 
 async def fail_call(
@@ -714,12 +664,12 @@ async def _lock_row(
     """
     call: LiveCall | None = None
     if call_id is not None:
-        call = await _touch_row(session, _TOUCH_BY_ID, call_id=call_id, now=now)
+        call = await _touch_row(session, TOUCH_BY_ID, call_id=call_id, now=now)
         if call is not None and call_sid and call.carrier_sid not in (None, call_sid):
             _log_other_sid(call_id)
             call = None
     if call is None and call_sid:
-        call = await _touch_row(session, _TOUCH_BY_SID, sid=call_sid, now=now)
+        call = await _touch_row(session, TOUCH_BY_SID, sid=call_sid, now=now)
     return call
 
 
@@ -728,9 +678,7 @@ def _log_other_sid(call_id: int) -> None:
 
 
 async def _touch_row(session: AsyncSession, statement: Any, **params: Any) -> LiveCall | None:
-    connection = await session.connection()
-    row = (await connection.execute(statement, params)).mappings().one_or_none()
-    return None if row is None else LiveCall.from_row(row)
+    return await touch_row(await session.connection(), statement, **params)
 
 
 async def _store_event(
@@ -753,30 +701,6 @@ async def _store_event(
         },
     )
     return result.scalar_one_or_none() is not None
-
-
-async def _move_forward(
-    session: AsyncSession, event: StatusEvent, call_id: int, *, now: datetime
-) -> LiveCall | None:
-    """The usual event in one statement: the call, not yet ended, moves on to the event's later
-    status (what :func:`_apply` would write), locking its row. None for anything else (a late or
-    repeated status, a call already ended): the general path follows.
-    """
-    try:
-        status = CallStatus(event.call_status)
-    except ValueError:
-        return None
-    return await _touch_row(
-        session,
-        _MOVES[status],
-        call_id=call_id,
-        sid=event.call_sid,
-        now=now,
-        status=status.value,
-        answered_by=event.answered_by[:32] if event.answered_by else None,
-        duration=event.duration_seconds,
-        answered_at=now if status is CallStatus.IN_PROGRESS else None,
-    )
 
 
 async def _apply(

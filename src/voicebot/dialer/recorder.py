@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from voicebot.dialer.lifecycle import StatusBatch, StatusEvent, apply_status_event
+from voicebot.dialer.lifecycle import StatusBatch, StatusEvent, apply_status_events
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,9 @@ class StatusRecorder:
     async def _in_one_transaction(self, batch: list[_Pending]) -> list[bool]:
         async with self._maker() as session:
             shared = StatusBatch()
-            stored = [
-                await apply_status_event(session, p.event, now=p.now, batch=shared) for p in batch
-            ]
+            stored = await apply_status_events(
+                session, [(p.event, p.now) for p in batch], batch=shared
+            )
             await shared.close(session)
             await session.commit()
         shared.count()
