@@ -1,11 +1,11 @@
 """A dialed call's row as the status path reads and writes it, and the statements that do it.
 
-A status callback is the busiest write in the service, so its statements are built once, here
-(SQLAlchemy spends more Python building a statement and its cache key than sending it), and read
-plain rows (:class:`LiveCall`) rather than ORM objects. The events a batch records together
-(``dialer/recorder.py``) are stored in one statement and move their calls in one more on
-PostgreSQL, whose ``unnest`` takes each column as an array: two round trips for the batch, not two
-per event. SQLite, the embedded single-writer database, runs the same statements event by event.
+A status callback is the busiest write in the service, so its statements are built once, here,
+and read plain rows (:class:`LiveCall`) rather than ORM objects. On PostgreSQL the events a batch
+records together (``dialer/recorder.py``) are stored, and their calls moved on, in one statement
+sent straight to asyncpg, whose ``unnest`` takes each column as an array: one round trip for the
+batch, not two per event. SQLite, the embedded single-writer database, runs the same steps event
+by event through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,32 +14,25 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     ColumnElement,
     DateTime,
     Integer,
     RowMapping,
     String,
-    Text,
     bindparam,
-    case,
-    cast,
-    column,
     func,
-    literal_column,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from voicebot.db.models import Call, CarrierEvent
-from voicebot.domain.types import CallStatus
+from voicebot.dialer.queue import is_postgres
+from voicebot.domain.types import CallBackStatus, CallStatus
 
 STATUS_KIND = "status"
 
@@ -92,6 +85,19 @@ class LiveCall:
             self.read.update(changed)
 
 
+# The columns ending a call may change, written for a batch's ended calls at once.
+WRITTEN = (
+    "status",
+    "carrier_sid",
+    "answered_by",
+    "duration_seconds",
+    "answered_at",
+    "disposition",
+    "ended_at",
+    "conversed",
+    "error_code",
+    "error_message",
+)
 LIVE_CALL_COLUMNS = tuple(
     getattr(Call, name) for name in LiveCall.__dataclass_fields__ if name != "read"
 )
@@ -99,78 +105,113 @@ LIVE_CALL_COLUMNS = tuple(
 
 @dataclass(frozen=True, slots=True)
 class StatusRow:
-    """A status event as stored: its ``carrier_events`` row, and the call its callback URL names."""
+    """A status event as stored (its ``carrier_events`` row, and the call its callback URL
+    names) and the move it asks of its call."""
 
     dedupe_key: str
     sid: str
     call_id: int | None
     payload: dict[str, str]
     now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """An event stored (not a repeat), and the call it was matched to (None: no call known)."""
-
-    call_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """A call to move on to a later status (what the status event says), unless it is past it."""
-
-    call_id: int
-    sid: str
-    status: CallStatus
+    status: CallStatus | None  # None: not a status this code knows; it moves nothing
     answered_by: str | None
     duration_seconds: int | None
-    now: datetime
+
+    @property
+    def answered_at(self) -> datetime | None:
+        return self.now if self.status is CallStatus.IN_PROGRESS else None
 
 
-async def store_statuses(
-    connection: AsyncConnection, rows: Sequence[StatusRow]
-) -> list[Stored | None]:
-    """Store the events, each with the call it is for: the call the callback URL names when the
-    CallSid is its own (or it has none yet), else the sid's call. In order, what each stored:
-    nothing for a repeat (of an event stored before, or earlier in ``rows``)."""
-    if connection.dialect.name != "postgresql":
-        return [await _store_one(connection, row) for row in rows]
-    result = await connection.execute(
-        _STORE_STATUSES,
-        {
-            "dedupe_keys": [row.dedupe_key for row in rows],
-            "sids": [row.sid for row in rows],
-            "call_ids": [row.call_id for row in rows],
-            "payloads": [json.dumps(row.payload) for row in rows],
-            "nows": [row.now for row in rows],
-        },
+@dataclass(slots=True)
+class Stored:
+    """A status event stored (not a repeat): the call it was matched to (None: no call known),
+    and whether it was the first of the batch's events for that call, which moved the call if
+    it could (``moved``: the call's row after the move)."""
+
+    call_id: int | None
+    first: bool = False
+    moved: LiveCall | None = None
+
+
+async def store_and_move(session: AsyncSession, rows: Sequence[StatusRow]) -> list[Stored | None]:
+    """Store the events, each with its call: the call the callback URL names when the CallSid is
+    its own (or it has none yet), else the sid's call. Then each call's first event moves it on
+    to a later status, locking its row; a call already at or past it (a late or repeated event,
+    an ended call) is left as it is. In order, what each stored: None for a repeat (of an event
+    stored before, or earlier in ``rows``). The caller moves each call by its other events."""
+    keys: set[str] = set()
+    new: list[StatusRow] = []
+    for row in rows:
+        if row.dedupe_key not in keys:
+            keys.add(row.dedupe_key)
+            new.append(row)
+    if is_postgres(session):
+        stored = await _store_and_move_batch(session, new)
+    else:
+        connection = await session.connection()
+        stored = {row.dedupe_key: await _store_one(connection, row) for row in new}
+        firsts: set[int] = set()
+        for row in new:
+            found = stored[row.dedupe_key]
+            if found is None or found.call_id is None or found.call_id in firsts:
+                continue
+            firsts.add(found.call_id)
+            found.first = True
+            found.moved = await move_one(connection, found.call_id, row)
+    # A key twice in one batch is stored once: the first of them is the one stored.
+    return [stored.pop(row.dedupe_key, None) for row in rows]
+
+
+class PhoneChange(NamedTuple):
+    """A number's new state after the calls to it ended."""
+
+    phone_id: int
+    status: str
+    failures: int
+
+
+async def write_endings(
+    session: AsyncSession,
+    ended: Sequence[tuple[LiveCall, datetime]],
+    phones: Sequence[PhoneChange],
+) -> None:
+    """Write what ending these calls (each with when it ended) changed, in one statement
+    (PostgreSQL): their call-backs done, their rows, their numbers' states, and their
+    campaigns' live-call counters."""
+    calls = [call for call, _ in ended]
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        _WRITE_ENDINGS,
+        (
+            [call.id for call in calls],
+            [call.callback_id for call in calls],
+            [call.campaign_id for call in calls],
+            [now for _, now in ended],
+            *([getattr(call, name) for call in calls] for name in WRITTEN),
+            [p.phone_id for p in phones],
+            [p.status for p in phones],
+            [p.failures for p in phones],
+        ),
     )
-    inserted = {key: Stored(call_id) for key, call_id in result}
-    # A key twice in one batch is inserted once: the first of them is the one stored.
-    return [inserted.pop(row.dedupe_key, None) for row in rows]
+    for call in calls:
+        call.read.update(call.changes())
 
 
-async def move_calls(connection: AsyncConnection, moves: Sequence[Move]) -> dict[int, LiveCall]:
-    """Move each call on to its later status, locking its row; the calls moved, by id. A call
-    already at or past the status (a late or repeated event, an ended call) is left as it is.
-    Each call appears in ``moves`` at most once."""
-    if connection.dialect.name != "postgresql":
-        moved = [await _move_one(connection, move) for move in moves]
-        return {call.id: call for call in moved if call is not None}
-    result = await connection.execute(
-        _MOVE_CALLS,
-        {
-            "call_ids": [m.call_id for m in moves],
-            "sids": [m.sid for m in moves],
-            "statuses": [m.status.value for m in moves],
-            "ranks": [m.status.rank for m in moves],
-            "answered_bys": [m.answered_by for m in moves],
-            "durations": [m.duration_seconds for m in moves],
-            "answered_ats": [_answered_at(m) for m in moves],
-            "nows": [m.now for m in moves],
-        },
+async def move_one(connection: AsyncConnection, call_id: int, row: StatusRow) -> LiveCall | None:
+    """Move one call as :func:`store_and_move` moves each call by its first event."""
+    if row.status is None:
+        return None
+    return await touch_row(
+        connection,
+        _MOVES[row.status],
+        call_id=call_id,
+        sid=row.sid,
+        now=row.now,
+        status=row.status.value,
+        answered_by=row.answered_by,
+        duration=row.duration_seconds,
+        answered_at=row.answered_at,
     )
-    return {row["id"]: LiveCall.from_row(row) for row in result.mappings()}
 
 
 async def touch_row(connection: AsyncConnection, statement: Any, **params: Any) -> LiveCall | None:
@@ -258,119 +299,130 @@ async def _store_one(connection: AsyncConnection, row: StatusRow) -> Stored | No
     return None if stored is None else Stored(stored.call_id)
 
 
-async def _move_one(connection: AsyncConnection, move: Move) -> LiveCall | None:
-    return await touch_row(
-        connection,
-        _MOVES[move.status],
-        call_id=move.call_id,
-        sid=move.sid,
-        now=move.now,
-        status=move.status.value,
-        answered_by=move.answered_by,
-        duration=move.duration_seconds,
-        answered_at=_answered_at(move),
-    )
-
-
-def _answered_at(move: Move) -> datetime | None:
-    return move.now if move.status is CallStatus.IN_PROGRESS else None
-
-
 # --- a batch at once (PostgreSQL) -------------------------------------------------------------
+# Plain SQL: SQLAlchemy's statement compiling and result processing cost more than these do.
 
-
-def _array(name: str, item: Any) -> Any:
-    return bindparam(name, type_=ARRAY(item))
-
-
-_TIMESTAMP = DateTime(timezone=True)
-_events = (
-    func.unnest(
-        _array("dedupe_keys", String),
-        _array("sids", String),
-        _array("call_ids", BigInteger),
-        _array("payloads", Text),
-        _array("nows", _TIMESTAMP),
-    )
-    .table_valued(
-        column("dedupe_key", String),
-        column("sid", String),
-        column("call_id", BigInteger),
-        column("payload", Text),
-        column("now", _TIMESTAMP),
-    )
-    .render_derived(name="event")
+_LIVE_COLUMNS = [name for name in LiveCall.__dataclass_fields__ if name != "read"]
+# A call's status as its rank; a final status has the highest, so a call never moves on from one.
+_RANK = (
+    "CASE calls.status "
+    + " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in CallStatus)
+    + f" ELSE {max(s.rank for s in CallStatus)} END"
 )
-_named = (
-    select(Call.id)
-    .where(
-        Call.id == _events.c.call_id,
-        Call.carrier_sid.is_(None) | (Call.carrier_sid == _events.c.sid),
-    )
-    .scalar_subquery()
+
+# $1 dedupe keys, $2 CallSids, $3 call ids the URLs name, $4 payloads (JSON), $5 when each came,
+# $6 statuses, $7 their ranks (0: unknown, moves nothing), $8 AnsweredBy, $9 CallDuration,
+# $10 answer times.
+_STORE_AND_MOVE = f"""
+WITH event AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[],
+                         $6::text[], $7::int[], $8::text[], $9::int[], $10::timestamptz[])
+        WITH ORDINALITY AS e (dedupe_key, sid, named_id, payload, now, status, rank,
+                              answered_by, duration, answered_at, n)
+), stored AS (
+    INSERT INTO carrier_events (dedupe_key, call_sid, kind, call_id, payload, received_at)
+    SELECT dedupe_key, sid, '{STATUS_KIND}',
+           coalesce((SELECT id FROM calls WHERE id = event.named_id
+                     AND (carrier_sid IS NULL OR carrier_sid = event.sid)),
+                    (SELECT id FROM calls WHERE carrier_sid = event.sid LIMIT 1)),
+           payload::jsonb, now
+    FROM event
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING dedupe_key, call_id
+), firsts AS (
+    SELECT DISTINCT ON (stored.call_id) stored.call_id, event.*
+    FROM stored JOIN event USING (dedupe_key)
+    WHERE stored.call_id IS NOT NULL
+    ORDER BY stored.call_id, event.n
+), moved AS (
+    UPDATE calls
+    SET updated_at = firsts.now,
+        status = firsts.status,
+        carrier_sid = coalesce(calls.carrier_sid, firsts.sid),
+        answered_by = coalesce(firsts.answered_by, calls.answered_by),
+        duration_seconds = coalesce(firsts.duration, calls.duration_seconds),
+        answered_at = coalesce(calls.answered_at, firsts.answered_at)
+    FROM firsts
+    WHERE calls.id = firsts.call_id
+      AND (calls.carrier_sid IS NULL OR calls.carrier_sid = firsts.sid)
+      AND {_RANK} < firsts.rank
+    RETURNING firsts.dedupe_key, {", ".join(f"calls.{name}" for name in _LIVE_COLUMNS)}
 )
-_sids_call = select(Call.id).where(Call.carrier_sid == _events.c.sid).limit(1).scalar_subquery()
-_STORE_STATUSES = (
-    postgresql.insert(CarrierEvent)
-    .from_select(
-        ["dedupe_key", "call_sid", "kind", "call_id", "payload", "received_at"],
-        select(
-            _events.c.dedupe_key,
-            _events.c.sid,
-            literal_column(f"'{STATUS_KIND}'"),
-            func.coalesce(_named, _sids_call),
-            cast(_events.c.payload, JSONB),
-            _events.c.now,
+SELECT stored.dedupe_key AS stored_key, stored.call_id AS stored_call_id,
+       firsts.dedupe_key IS NOT NULL AS is_first, moved.*
+FROM stored
+LEFT JOIN firsts USING (dedupe_key)
+LEFT JOIN moved USING (dedupe_key)
+"""
+
+
+async def _store_and_move_batch(
+    session: AsyncSession, rows: Sequence[StatusRow]
+) -> dict[str, Stored | None]:
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(
+        _STORE_AND_MOVE,
+        (
+            [row.dedupe_key for row in rows],
+            [row.sid for row in rows],
+            [row.call_id for row in rows],
+            [json.dumps(row.payload) for row in rows],
+            [row.now for row in rows],
+            [None if row.status is None else row.status.value for row in rows],
+            [0 if row.status is None else row.status.rank for row in rows],
+            [row.answered_by for row in rows],
+            [row.duration_seconds for row in rows],
+            [row.answered_at for row in rows],
         ),
     )
-    .on_conflict_do_nothing(index_elements=[CarrierEvent.dedupe_key])
-    .returning(CarrierEvent.dedupe_key, CarrierEvent.call_id)
-)
+    stored: dict[str, Stored | None] = {}
+    for record in result.mappings():
+        moved = None
+        if record["id"] is not None:
+            values = {name: record[name] for name in _LIVE_COLUMNS}
+            moved = LiveCall(**values, read=dict(values))
+        stored[record["stored_key"]] = Stored(record["stored_call_id"], record["is_first"], moved)
+    return stored
 
-_moves = (
-    func.unnest(
-        _array("call_ids", BigInteger),
-        _array("sids", String),
-        _array("statuses", String),
-        _array("ranks", Integer),
-        _array("answered_bys", String),
-        _array("durations", Integer),
-        _array("answered_ats", _TIMESTAMP),
-        _array("nows", _TIMESTAMP),
-    )
-    .table_valued(
-        column("call_id", BigInteger),
-        column("sid", String),
-        column("status", String),
-        column("rank", Integer),
-        column("answered_by", String),
-        column("duration", Integer),
-        column("answered_at", _TIMESTAMP),
-        column("now", _TIMESTAMP),
-    )
-    .render_derived(name="move")
+
+_WRITTEN_TYPES = {
+    "status": "text",
+    "carrier_sid": "text",
+    "answered_by": "text",
+    "duration_seconds": "int",
+    "answered_at": "timestamptz",
+    "disposition": "text",
+    "ended_at": "timestamptz",
+    "conversed": "bool",
+    "error_code": "text",
+    "error_message": "text",
+}
+# $1 call ids, $2 their call-backs, $3 their campaigns, $4 when each ended, then one array per
+# WRITTEN column, then the numbers changed: ids, statuses, consecutive failures.
+_WRITTEN_ARGS = ", ".join(f"${5 + i}::{_WRITTEN_TYPES[n]}[]" for i, n in enumerate(WRITTEN))
+_FIRST_PHONE_ARG = 5 + len(WRITTEN)
+_WRITE_ENDINGS = f"""
+WITH ended AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[],
+                         {_WRITTEN_ARGS})
+        AS e (id, callback_id, campaign_id, now, {", ".join(WRITTEN)})
+), callbacks_done AS (
+    UPDATE callbacks
+    SET status = '{CallBackStatus.DONE.value}', lease_expires_at = NULL, updated_at = ended.now
+    FROM ended
+    WHERE callbacks.id = ended.callback_id
+      AND callbacks.status IN ('{CallBackStatus.DIALED.value}', '{CallBackStatus.CLAIMED.value}')
+), calls_written AS (
+    UPDATE calls SET {", ".join(f"{n} = ended.{n}" for n in WRITTEN)}
+    FROM ended
+    WHERE calls.id = ended.id
+), phones_set AS (
+    UPDATE contact_phones SET status = phone.status, consecutive_failures = phone.failures
+    FROM unnest(${_FIRST_PHONE_ARG}::bigint[], ${_FIRST_PHONE_ARG + 1}::text[],
+                ${_FIRST_PHONE_ARG + 2}::int[]) AS phone (id, status, failures)
+    WHERE contact_phones.id = phone.id
 )
-# A call's status as its rank, written into the statement (the statuses are this code's own).
-_rank = case(
-    {literal_column(f"'{s.value}'"): literal_column(str(s.rank)) for s in CallStatus},
-    value=Call.status,
-    else_=literal_column(str(max(s.rank for s in CallStatus))),
-)
-_MOVE_CALLS = (
-    update(Call)
-    .where(
-        Call.id == _moves.c.call_id,
-        Call.carrier_sid.is_(None) | (Call.carrier_sid == _moves.c.sid),
-        # Only on from an earlier status; a final status has the highest rank, so never from one.
-        _rank < _moves.c.rank,
-    )
-    .values(
-        updated_at=_moves.c.now,
-        status=_moves.c.status,
-        carrier_sid=func.coalesce(Call.carrier_sid, _moves.c.sid),
-        answered_by=func.coalesce(_moves.c.answered_by, Call.answered_by),
-        duration_seconds=func.coalesce(_moves.c.duration, Call.duration_seconds),
-        answered_at=func.coalesce(Call.answered_at, _moves.c.answered_at),
-    )
-    .returning(*LIVE_CALL_COLUMNS)
-)
+UPDATE campaigns SET live_calls = greatest(campaigns.live_calls - ended_in.calls, 0)
+FROM (SELECT campaign_id, count(*) AS calls FROM ended GROUP BY campaign_id) AS ended_in
+WHERE campaigns.id = ended_in.campaign_id
+"""

@@ -36,14 +36,17 @@ from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPh
 from voicebot.dialer.call_rows import (
     TOUCH_BY_ID,
     TOUCH_BY_SID,
+    WRITTEN,
     LiveCall,
-    Move,
+    PhoneChange,
     StatusRow,
-    move_calls,
-    store_statuses,
+    move_one,
+    store_and_move,
     touch_row,
+    write_endings,
 )
 from voicebot.dialer.optout import opt_out
+from voicebot.dialer.queue import is_postgres
 from voicebot.dialer.rules import rules_for
 from voicebot.domain.campaigns import FINISHED, MachineAction
 from voicebot.domain.compliance import ComplianceRules
@@ -188,23 +191,10 @@ _CALLS_ENDED = (
     )
 )
 _CAMPAIGN = select(Campaign).where(Campaign.id == bindparam("campaign_id"))
-# The columns the status path changes on a call, written for ended calls in one executemany.
-_WRITTEN = (
-    "status",
-    "carrier_sid",
-    "answered_by",
-    "duration_seconds",
-    "answered_at",
-    "disposition",
-    "ended_at",
-    "conversed",
-    "error_code",
-    "error_message",
-)
 _WRITE_CALL = (
     update(Call)
     .where(Call.id == bindparam("b_id"))
-    .values({name: bindparam(f"b_{name}", type_=getattr(Call, name).type) for name in _WRITTEN})
+    .values({name: bindparam(f"b_{name}", type_=getattr(Call, name).type) for name in WRITTEN})
 )
 
 
@@ -269,20 +259,13 @@ class StatusBatch:
         """Write the ended calls' ends; the caller commits, then calls :meth:`count`."""
         if not self.endings:
             return
-        connection = await session.connection()
-        await connection.execute(
-            _CALLBACK_DONE,
-            [{"callback_id": e.call.callback_id, "now": e.now} for e in self.endings],
-        )
-        await _update_phones(session, self.endings)
+        phones = await _phone_changes(session, self.endings)
+        if is_postgres(session):
+            await write_endings(session, [(e.call, e.now) for e in self.endings], phones)
+        else:
+            await _write_endings_one_by_one(session, self.endings, phones)
         for e in self.endings:
             await _schedule_retry(session, e.call, e.campaign, e.retry, e.disposition, now=e.now)
-        await _write_calls(session, [e.call for e in self.endings])
-        ended = Counter(e.call.campaign_id for e in self.endings)
-        for campaign_id in sorted(ended):
-            await connection.execute(
-                _CALLS_ENDED, {"campaign_id": campaign_id, "ended": ended[campaign_id]}
-            )
 
     def count(self) -> None:
         """Count the events stored and the calls ended, once they are."""
@@ -387,71 +370,47 @@ async def apply_status_events(
     """:func:`record_status_event` for many events (each with when it came) inside the caller's
     transaction, one of the ``batch``'s; for each, False when it was a repeat.
 
-    The events are stored first, all at once: a repeat stops there, having changed nothing. Then
-    their calls move on, all at once, each row locked until commit by the write that moves it (or,
-    for a late event, touches it). A call with several events moves once per event, in order."""
-    connection = await session.connection()
-    stored = await store_statuses(
-        connection,
-        [
-            StatusRow(
-                dedupe_key=event.dedupe_key[:200],
-                sid=event.call_sid[:64],
-                call_id=event.call_id,
-                payload=dict(event.payload),
-                now=now,
-            )
-            for event, now in events
-        ],
-    )
-    found: list[tuple[StatusEvent, datetime, int]] = []
-    for (event, now), row in zip(events, stored, strict=True):
-        if row is None:
+    The events are stored first, all at once: a repeat stops there, having changed nothing. Each
+    call moves on by its first event in the same statement, its row locked until commit by the
+    write that moves it (or, for a late event, touches it); a call's other events follow in
+    order."""
+    rows = [_status_row(event, now) for event, now in events]
+    stored = await store_and_move(session, rows)
+    later: list[tuple[StatusEvent, StatusRow, int]] = []
+    for (event, now), row, found in zip(events, rows, stored, strict=True):
+        if found is None:
             continue
         batch.statuses[event.call_status] += 1
-        if row.call_id is None:
+        if found.call_id is None:
             log.warning("%s event for an unknown call (sid %s)", event.call_status, event.call_sid)
             continue
-        if event.call_id is not None and row.call_id != event.call_id:
+        if event.call_id is not None and found.call_id != event.call_id:
             _log_other_sid(event.call_id)
-        found.append((event, now, row.call_id))
-    for turn in _turns(found):
-        moved = await move_calls(connection, [m for m in map(_move, turn) if m is not None])
-        for event, now, call_id in turn:
-            await _after_move(session, moved.get(call_id), event, call_id, now=now, batch=batch)
-    return [row is not None for row in stored]
+        if found.first:
+            await _after_move(session, found.moved, event, found.call_id, now=now, batch=batch)
+        else:
+            later.append((event, row, found.call_id))
+    # A call's later events in the batch (rare: Twilio's come seconds apart), one by one.
+    for event, row, call_id in later:
+        moved = await move_one(await session.connection(), call_id, row)
+        await _after_move(session, moved, event, call_id, now=row.now, batch=batch)
+    return [found is not None for found in stored]
 
 
-def _turns(
-    found: Sequence[tuple[StatusEvent, datetime, int]],
-) -> list[list[tuple[StatusEvent, datetime, int]]]:
-    """The events in turns that hold each call at most once, a call's events in their order."""
-    turns: list[list[tuple[StatusEvent, datetime, int]]] = []
-    last_turn: dict[int, int] = {}
-    for item in found:
-        turn = last_turn.get(item[2], -1) + 1
-        if turn == len(turns):
-            turns.append([])
-        turns[turn].append(item)
-        last_turn[item[2]] = turn
-    return turns
-
-
-def _move(item: tuple[StatusEvent, datetime, int]) -> Move | None:
-    """The usual event moves its call on to a later status in one statement (what :func:`_apply`
-    would write); None for a status this code does not know, which the general path logs."""
-    event, now, call_id = item
+def _status_row(event: StatusEvent, now: datetime) -> StatusRow:
     try:
-        status = CallStatus(event.call_status)
+        status: CallStatus | None = CallStatus(event.call_status)
     except ValueError:
-        return None
-    return Move(
-        call_id=call_id,
-        sid=event.call_sid,
+        status = None  # the general path logs it
+    return StatusRow(
+        dedupe_key=event.dedupe_key[:200],
+        sid=event.call_sid[:64],
+        call_id=event.call_id,
+        payload=dict(event.payload),
+        now=now,
         status=status,
         answered_by=event.answered_by[:32] if event.answered_by else None,
         duration_seconds=event.duration_seconds,
-        now=now,
     )
 
 
@@ -791,11 +750,12 @@ async def _finish(
         batch.count()
 
 
-async def _update_phones(session: AsyncSession, endings: Sequence[_Ending]) -> None:
-    """Count the numbers' failures (or reset them) after the calls to them ended, in order."""
+async def _phone_changes(session: AsyncSession, endings: Sequence[_Ending]) -> list[PhoneChange]:
+    """The numbers' failures counted (or reset) after the calls to them ended, in order: the
+    numbers whose state changed, and to what."""
     ids = {e.call.phone_id for e in endings if e.call.phone_id is not None}
     if not ids:
-        return
+        return []
     connection = await session.connection()
     rows = await connection.execute(_PHONE_STATES, {"phone_ids": sorted(ids)})
     before = {row.id: PhoneState(PhoneStatus(row.status), row.consecutive_failures) for row in rows}
@@ -803,30 +763,42 @@ async def _update_phones(session: AsyncSession, endings: Sequence[_Ending]) -> N
     for e in endings:
         if e.call.phone_id in after:
             after[e.call.phone_id] = phone_after_call(after[e.call.phone_id], e.disposition)
-    changed = [
-        {"phone_id": phone_id, "status": state.status.value, "failures": state.consecutive_failures}
+    return [
+        PhoneChange(phone_id, state.status.value, state.consecutive_failures)
         for phone_id, state in after.items()
         if state != before[phone_id]
     ]
-    if changed:
-        await connection.execute(_SET_PHONE_STATE, changed)
 
 
-async def _write_calls(session: AsyncSession, calls: Sequence[LiveCall]) -> None:
-    """:meth:`LiveCall.write` for many calls: one statement, sent once for all of them."""
-    changed = [call for call in calls if call.changes()]
-    if not changed:
-        return
+async def _write_endings_one_by_one(
+    session: AsyncSession, endings: Sequence[_Ending], phones: Sequence[PhoneChange]
+) -> None:
+    """:func:`call_rows.write_endings` on SQLite: a statement (an executemany) per table."""
     connection = await session.connection()
     await connection.execute(
-        _WRITE_CALL,
-        [
-            {"b_id": call.id, **{f"b_{name}": getattr(call, name) for name in _WRITTEN}}
-            for call in changed
-        ],
+        _CALLBACK_DONE, [{"callback_id": e.call.callback_id, "now": e.now} for e in endings]
     )
-    for call in changed:
-        call.read.update(call.changes())
+    if phones:
+        await connection.execute(
+            _SET_PHONE_STATE,
+            [{"phone_id": p.phone_id, "status": p.status, "failures": p.failures} for p in phones],
+        )
+    calls = [e.call for e in endings if e.call.changes()]
+    if calls:
+        await connection.execute(
+            _WRITE_CALL,
+            [
+                {"b_id": call.id, **{f"b_{name}": getattr(call, name) for name in WRITTEN}}
+                for call in calls
+            ],
+        )
+        for call in calls:
+            call.read.update(call.changes())
+    ended = Counter(e.call.campaign_id for e in endings)
+    for campaign_id in sorted(ended):
+        await connection.execute(
+            _CALLS_ENDED, {"campaign_id": campaign_id, "ended": ended[campaign_id]}
+        )
 
 
 async def _schedule_retry(
