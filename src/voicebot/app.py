@@ -121,12 +121,13 @@ def create_app(
     )
     app.state.settings = settings
     app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
+    # Routes are matched in order: the carrier's callbacks, the busiest, first.
+    app.include_router(webhooks.router)
     app.include_router(campaigns.router)
     app.include_router(carrier_api.router)
     app.include_router(contacts.router)
     app.include_router(do_not_call.router)
     app.include_router(audit.router)
-    app.include_router(webhooks.router)
     app.include_router(media.router)
     app.include_router(health.router)
     app.include_router(call_results.router)
