@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -195,3 +195,42 @@ async def test_one_batch_applies_each_calls_events_in_order(
     assert (rows[c].status, rows[c].disposition) == ("busy", "busy")
     assert camp is not None and camp.live_calls == 1  # b is still live
     assert stored == 8
+
+
+async def test_two_processes_given_the_same_events_end_each_call_once(
+    sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twilio's retry of a callback may reach the other worker while the first still records
+    it: each event is stored by one of them, and each call ends once."""
+    camp_id, calls = await _live_calls(sessionmaker, 30)
+    first, second = StatusRecorder(sessionmaker), StatusRecorder(sessionmaker)
+
+    async def both(event: StatusEvent, now: datetime) -> list[bool]:
+        return list(
+            await asyncio.gather(first.record(event, now=now), second.record(event, now=now))
+        )
+
+    async def caller(i: int, call_id: int) -> list[list[bool]]:
+        sid = _sid(i)
+        return [
+            await both(_event(call_id, sid, "in-progress", 1), NOW),
+            await both(_event(call_id, sid, "completed", 2, CallDuration="42"), NOW),
+        ]
+
+    try:
+        results = await asyncio.gather(*(caller(i, c) for i, c in enumerate(calls)))
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+    assert all(sorted(pair) == [False, True] for result in results for pair in result)
+    assert "failed" not in caplog.text  # the two waited on each other's rows, never deadlocked
+    async with sessionmaker() as session:
+        ended = (
+            await session.execute(select(Call.disposition, func.count()).group_by(Call.disposition))
+        ).all()
+        camp = await session.get(Campaign, camp_id)
+        events = await session.scalar(select(func.count()).select_from(CarrierEvent))
+    assert ended == [("answered", 30)]
+    assert camp is not None and camp.live_calls == 0
+    assert events == 60
