@@ -2,10 +2,10 @@
 
 A status callback is the busiest write in the service, so its statements are built once, here,
 and read plain rows (:class:`LiveCall`) rather than ORM objects. On PostgreSQL the events a batch
-records together (``dialer/recorder.py``) are stored, and their calls moved on, in one statement
-sent straight to asyncpg, whose ``unnest`` takes each column as an array: one round trip for the
-batch, not two per event. SQLite, the embedded single-writer database, runs the same steps event
-by event through SQLAlchemy.
+records together (``dialer/recorder.py``) are stored, and their calls moved on, by one plain-SQL
+statement whose ``unnest`` takes each column as an array, and the calls they ended are written by
+one more: two round trips for the batch, not two or more per event. SQLite, the embedded
+single-writer database, runs the same steps event by event through SQLAlchemy.
 """
 
 from __future__ import annotations

@@ -158,8 +158,9 @@ class MachineAnswered:
     dialog_id: str
 
 
-# The status path's statements, built once (see ``call_rows``): SQLAlchemy spends more Python
-# building a statement and its cache key than sending it.
+# The statements that end calls, built once: SQLAlchemy spends more Python building a statement
+# and its cache key than sending it. On PostgreSQL a batch's ended calls are written by one
+# statement of ``call_rows`` instead of one per table.
 _CALLBACK_DONE = (
     update(CallBack)
     .where(
