@@ -60,6 +60,7 @@ async def call_filter(
 # CallOut's fields as the calls table holds them (the contact's name comes from a join).
 _CALL_FIELDS = tuple(name for name in CallOut.model_fields if name != "contact_name")
 _ROW_POSITIONS = tuple((name, CALL_ROW_COLUMNS.index(name)) for name in _CALL_FIELDS)
+_NAME_POSITION = CALL_ROW_COLUMNS.index("contact_name")
 _MASKED = ("to_number", "from_number")
 
 
@@ -72,7 +73,7 @@ def call_row_out(row: Row[Any], principal: Principal) -> dict[str, Any]:
     """:func:`call_out` for a row of :func:`find_calls`, read by position: a page has many rows,
     and reading a row's columns by name costs several times more."""
     values = {name: row[position] for name, position in _ROW_POSITIONS}
-    return _shown(values, row[-1], principal)
+    return _shown(values, row[_NAME_POSITION], principal)
 
 
 def _shown(

@@ -27,32 +27,20 @@ from voicebot.api.outcomes import outcome_filter
 from voicebot.api.result_schemas import shown_name, shown_phone
 from voicebot.db import audit
 from voicebot.db.promises import PENDING, promise_statuses
-from voicebot.db.results import CallFilter, OutcomeFilter, find_calls, find_outcomes
+from voicebot.db.results import (
+    CALL_ROW_COLUMNS,
+    CallFilter,
+    OutcomeFilter,
+    find_calls,
+    find_outcomes,
+)
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"], responses=documented(401, 403))
 
 BATCH = 2_000
 _BOM = "\ufeff"
 
-CALL_COLUMNS = (
-    "id",
-    "campaign_id",
-    "contact_id",
-    "contact_name",
-    "to_number",
-    "from_number",
-    "attempt",
-    "status",
-    "disposition",
-    "answered_by",
-    "duration_seconds",
-    "conversed",
-    "end_state",
-    "created_at",
-    "answered_at",
-    "ended_at",
-    "recording_url",
-)
+CALL_COLUMNS = tuple(name for name in CALL_ROW_COLUMNS if name != "callback_id")
 OUTCOME_COLUMNS = (
     "id",
     "type",

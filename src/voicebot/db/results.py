@@ -60,18 +60,18 @@ class ContactHistory:
     outcomes: Sequence[Outcome]
 
 
-# The columns of a row find_calls returns, in order: the calls' columns a list or an export of
-# calls shows (not the carrier's and media stream's ids, errors and bookkeeping, which only a
-# call's own page shows), then the contact's name. A page reads 50 to 1,000 rows: each column
-# left out is one fewer value to decode per row.
-_LISTED = (
+# The columns of a row find_calls returns, in the order a CSV export of calls writes them (then
+# the call-back, which only the JSON list shows): what a list or an export of calls shows, not
+# the carrier's and media stream's ids, errors and bookkeeping, which only a call's own page
+# does. A page reads 50 to 1,000 rows: each column left out is one fewer value per row decoded.
+CALL_ROW_COLUMNS = (
     "id",
     "campaign_id",
     "contact_id",
-    "callback_id",
-    "attempt",
+    "contact_name",
     "to_number",
     "from_number",
+    "attempt",
     "status",
     "disposition",
     "answered_by",
@@ -82,15 +82,15 @@ _LISTED = (
     "answered_at",
     "ended_at",
     "recording_url",
+    "callback_id",
 )
-CALL_ROW_COLUMNS = (*_LISTED, "contact_name")
 
 
 async def find_calls(
     session: AsyncSession, where: CallFilter, *, limit: int, before_id: int | None = None
 ) -> Sequence[Row[Any]]:
     """One page of calls with ids below ``before_id``, newest first: rows of
-    :data:`CALL_ROW_COLUMNS` (the columns a list of calls shows, then the contact's name).
+    :data:`CALL_ROW_COLUMNS` (the columns a list of calls shows, the contact's name among them).
 
     The page's ids are found first, from the index alone where it holds every column filtered
     on (ix_calls_campaign_id_id on PostgreSQL); only those rows are then read whole, as plain
@@ -170,7 +170,12 @@ def _build_calls_page(shape: tuple[bool, ...]) -> Select[Any]:
     )
     calls = Call.__table__
     return (
-        select(*(calls.c[name] for name in _LISTED), Contact.name.label("contact_name"))
+        select(
+            *(
+                Contact.name.label(name) if name == "contact_name" else calls.c[name]
+                for name in CALL_ROW_COLUMNS
+            )
+        )
         .outerjoin(Contact, Contact.id == calls.c.contact_id)
         .where(calls.c.id.in_(page.scalar_subquery()))
         .order_by(calls.c.id.desc())
