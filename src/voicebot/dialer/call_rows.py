@@ -11,7 +11,7 @@ single-writer database, runs the same steps event by event through SQLAlchemy.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -64,7 +64,7 @@ class LiveCall:
     read: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> LiveCall:
+    def from_row(cls, row: RowMapping | Mapping[str, Any]) -> LiveCall:
         values = dict(row)
         return cls(**values, read=values)
 
@@ -98,9 +98,8 @@ WRITTEN = (
     "error_code",
     "error_message",
 )
-LIVE_CALL_COLUMNS = tuple(
-    getattr(Call, name) for name in LiveCall.__dataclass_fields__ if name != "read"
-)
+_LIVE_COLUMNS = tuple(name for name in LiveCall.__dataclass_fields__ if name != "read")
+LIVE_CALL_COLUMNS = tuple(getattr(Call, name) for name in _LIVE_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +301,6 @@ async def _store_one(connection: AsyncConnection, row: StatusRow) -> Stored | No
 # --- a batch at once (PostgreSQL) -------------------------------------------------------------
 # Plain SQL: SQLAlchemy's statement compiling and result processing cost more than these do.
 
-_LIVE_COLUMNS = [name for name in LiveCall.__dataclass_fields__ if name != "read"]
 # A call's status as its rank; a final status has the highest, so a call never moves on from one.
 _RANK = (
     "CASE calls.status "
@@ -379,8 +377,7 @@ async def _store_and_move_batch(
     for record in result.mappings():
         moved = None
         if record["id"] is not None:
-            values = {name: record[name] for name in _LIVE_COLUMNS}
-            moved = LiveCall(**values, read=dict(values))
+            moved = LiveCall.from_row({name: record[name] for name in _LIVE_COLUMNS})
         stored[record["stored_key"]] = Stored(record["stored_call_id"], record["is_first"], moved)
     return stored
 

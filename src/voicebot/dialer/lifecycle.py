@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voicebot import metrics
 from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPhone, DoNotCall
 from voicebot.dialer.call_rows import (
+    STATUS_KIND,
     TOUCH_BY_ID,
     TOUCH_BY_SID,
     WRITTEN,
@@ -92,7 +93,7 @@ class StatusEvent:
     sequence_number: int | None = None
     payload: Mapping[str, str] = field(default_factory=dict)
 
-    kind: ClassVar[str] = "status"
+    kind: ClassVar[str] = STATUS_KIND
 
     @property
     def dedupe_key(self) -> str:
