@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voicebot import __version__
 from voicebot.api import (
@@ -72,7 +72,8 @@ def create_app(
         app.state.sessionmaker = sessionmaker
         app.state.read_sessionmaker = make_read_sessionmaker(engine)
         app.state.carrier = live_carrier
-        app.state.status_recorder = StatusRecorder(sessionmaker)
+        recording_engine = _recording_engine(settings, engine)
+        app.state.status_recorder = StatusRecorder(make_sessionmaker(recording_engine))
         from voicebot.calls.services import build_call_services
 
         models, synthesizer = speech or (None, None)
@@ -109,6 +110,8 @@ def create_app(
                 await notifier.aclose()
             await calls.aclose()
             await app.state.status_recorder.aclose()
+            if recording_engine is not engine:
+                await recording_engine.dispose()
             if carrier is None:
                 await live_carrier.aclose()
             await engine.dispose()
@@ -142,6 +145,18 @@ def create_app(
     install_input_guards(app)
     mount_dashboard(app)
     return app
+
+
+def _recording_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
+    """The status recorder's own connections on PostgreSQL. Callbacks never wait for a
+    connection behind the API's queries, and each of the recorder's statements is planned once
+    per connection: they carry a batch as arrays, and planned per execution (as PostgreSQL
+    otherwise does with array parameters) a callback cost PostgreSQL 1.6 times the CPU
+    (bench/api.py). SQLite writes one transaction at a time anyway: the recorder shares the
+    app's engine."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return make_engine(settings.database_url, pool_size=StatusRecorder.CONCURRENCY, plan_once=True)
 
 
 class _Notifier:

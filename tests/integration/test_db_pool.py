@@ -49,3 +49,39 @@ async def test_a_connection_in_steady_use_is_not_pinged(pg_url: str) -> None:
         assert pings == []
     finally:
         await engine.dispose()
+
+
+# A batch's shape: rows passed as an array, of a different length each time.
+_BATCH_STATEMENT = (
+    "SELECT count(*) FROM unnest($1::bigint[]) AS batch (id) "
+    "JOIN pg_class ON pg_class.oid = batch.id"
+)
+
+
+async def _plans_for_ten_batches(engine: AsyncEngine) -> tuple[int, int]:
+    """(generic plans, custom plans) PostgreSQL made for the statement run ten times."""
+    async with engine.connect() as conn:
+        for size in range(1, 11):
+            await conn.exec_driver_sql(_BATCH_STATEMENT, (list(range(size)),))
+        row = (
+            await conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement = $1",
+                (_BATCH_STATEMENT,),
+            )
+        ).one()
+        return int(row.generic_plans), int(row.custom_plans)
+
+
+async def test_a_plan_once_engine_plans_each_statement_once(pg_url: str) -> None:
+    once = make_engine(pg_url, pool_size=1, plan_once=True)
+    default = make_engine(pg_url, pool_size=1)
+    try:
+        assert await _plans_for_ten_batches(once) == (10, 0)
+        # By default PostgreSQL plans the first five runs anew, and then every run for as long
+        # as the generic plan looks dearer, as it always does for the status recorder's batches.
+        generic, custom = await _plans_for_ten_batches(default)
+        assert custom >= 5 and generic + custom == 10
+    finally:
+        await once.dispose()
+        await default.dispose()

@@ -19,13 +19,27 @@ PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS
+    url: str,
+    *,
+    pool_size: int = 10,
+    ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS,
+    plan_once: bool = False,
 ) -> AsyncEngine:
+    """``plan_once``: PostgreSQL plans each prepared statement once per connection (its generic
+    plan) instead of choosing per execution. For connections that run the same few statements
+    thousands of times with array parameters: PostgreSQL cannot estimate an array parameter's
+    length in a generic plan, so it keeps planning such a statement afresh on every execution,
+    which can cost as much as running it."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    connect_args: dict[str, Any] = {}
+    if plan_once:
+        connect_args["server_settings"] = {"plan_cache_mode": "force_generic_plan"}
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+    )
     _ping_when_idle(engine, ping_after_idle_seconds)
     return engine
 

@@ -38,11 +38,14 @@ class _Pending:
 class StatusRecorder:
     """Records status events in as few transactions as keep up with them (see the module)."""
 
+    # Transactions at once, by default: while one commits, the next batch is written.
+    CONCURRENCY = 2
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        concurrency: int = 2,
+        concurrency: int = CONCURRENCY,
         max_batch: int = 100,
     ) -> None:
         self._maker = sessionmaker
