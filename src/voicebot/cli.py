@@ -153,6 +153,7 @@ def serve(
     """Serve the API and the carrier webhooks, with the dialer inside unless --no-dialer."""
     import uvicorn
 
+    from voicebot import serving
     from voicebot.app import create_app
 
     settings = load_settings()
@@ -182,7 +183,18 @@ def serve(
         os.environ[_WORKER_LOG_LEVEL] = log_level.value
         if no_dialer:
             os.environ["VOICEBOT_DIALER_ENABLED"] = "false"
-        uvicorn.run("voicebot.cli:worker_app", factory=True, workers=workers, **options)
+        if not serving.supported():
+            # One socket shared by the workers (uvicorn's supervisor): connections may bunch up.
+            uvicorn.run("voicebot.cli:worker_app", factory=True, workers=workers, **options)
+            return
+        bind_host, bind_port = options.pop("host"), options.pop("port")
+        try:
+            serving.check_port_free(bind_host, bind_port)
+        except OSError as exc:
+            raise CliError(f"cannot serve on {bind_host}:{bind_port}: {exc.strerror}") from exc
+        spec = serving.WorkerSpec("voicebot.cli:worker_app", bind_host, bind_port, options)
+        if serving.Supervisor(spec, workers).run() != 0:
+            raise CliError("a worker failed to start; see its log above", exit_code=1)
 
 
 _WORKER_LOG_LEVEL = "VOICEBOT_WORKER_LOG_LEVEL"
