@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.integration.dialer_rows import (
@@ -16,7 +16,7 @@ from tests.integration.dialer_rows import (
     make_contact,
     utc,
 )
-from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent
+from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPhone
 from voicebot.dialer.lifecycle import StatusEvent
 from voicebot.dialer.recorder import StatusRecorder
 
@@ -234,3 +234,31 @@ async def test_two_processes_given_the_same_events_end_each_call_once(
     assert ended == [("answered", 30)]
     assert camp is not None and camp.live_calls == 0
     assert events == 60
+
+
+async def test_calls_to_one_number_ended_in_one_batch_each_count_against_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each call reads its number's state with its row; ending two in one batch counts both
+    failures from the state before either, not the same failure twice over."""
+    async with sessionmaker() as session:
+        camp = await make_campaign(session)
+        contact = await make_contact(session, ("+8613800000001",))
+        calls = []
+        for i in range(2):
+            callback = await make_callback(session, camp, contact, due_at=NOW)
+            call = await make_call(session, callback, contact, created_at=NOW, carrier_sid=_sid(i))
+            calls.append(call.id)
+        await session.execute(update(ContactPhone).values(consecutive_failures=1))
+        await session.commit()
+    recorder = StatusRecorder(sessionmaker, concurrency=1)
+    try:
+        await asyncio.gather(
+            recorder.record(_event(calls[0], _sid(0), "busy", 1), now=NOW),
+            recorder.record(_event(calls[1], _sid(1), "no-answer", 1), now=NOW),
+        )
+    finally:
+        await recorder.aclose()
+    async with sessionmaker() as session:
+        failures = await session.scalar(select(ContactPhone.consecutive_failures))
+    assert failures == 3

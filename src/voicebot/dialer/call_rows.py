@@ -30,9 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from voicebot.db.models import Call, CarrierEvent
+from voicebot.db.models import Call, CarrierEvent, ContactPhone
 from voicebot.dialer.queue import is_postgres
-from voicebot.domain.types import CallBackStatus, CallStatus
+from voicebot.domain.retry import PhoneState
+from voicebot.domain.types import CallBackStatus, CallStatus, PhoneStatus
 
 STATUS_KIND = "status"
 
@@ -61,12 +62,18 @@ class LiveCall:
     conversed: bool
     error_code: str | None
     error_message: str | None
+    # The dialed number's state, read with the row (not one of its columns): ending the call
+    # changes it (lifecycle's ``_phone_changes``). None when the call has no number.
+    phone: PhoneState | None = field(default=None, repr=False)
     read: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_row(cls, row: RowMapping | Mapping[str, Any]) -> LiveCall:
+        """From a row of the columns of :data:`LIVE_CALL_COLUMNS` and :data:`PHONE_STATE`."""
         values = dict(row)
-        return cls(**values, read=values)
+        status, failures = values.pop("phone_status"), values.pop("phone_failures")
+        phone = None if status is None else PhoneState(PhoneStatus(status), failures)
+        return cls(**values, phone=phone, read=values)
 
     def changes(self) -> dict[str, Any]:
         """The columns changed since the row was read (or last written)."""
@@ -98,8 +105,20 @@ WRITTEN = (
     "error_code",
     "error_message",
 )
-_LIVE_COLUMNS = tuple(name for name in LiveCall.__dataclass_fields__ if name != "read")
+_LIVE_COLUMNS = tuple(
+    name for name in LiveCall.__dataclass_fields__ if name not in ("phone", "read")
+)
 LIVE_CALL_COLUMNS = tuple(getattr(Call, name) for name in _LIVE_COLUMNS)
+# Read in the statement that reads the call, rather than in one more round trip when it ends.
+_PHONE_OF_CALL = ContactPhone.id == Call.phone_id
+PHONE_STATE = (
+    select(ContactPhone.status).where(_PHONE_OF_CALL).scalar_subquery().label("phone_status"),
+    select(ContactPhone.consecutive_failures)
+    .where(_PHONE_OF_CALL)
+    .scalar_subquery()
+    .label("phone_failures"),
+)
+_PHONE_COLUMNS = ("phone_status", "phone_failures")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +264,16 @@ def _move_statement(match: ColumnElement[bool], status: CallStatus) -> Any:
                 Call.answered_at, bindparam("answered_at", type_=DateTime(timezone=True))
             ),
         )
-        .returning(*LIVE_CALL_COLUMNS)
+        .returning(*LIVE_CALL_COLUMNS, *PHONE_STATE)
     )
 
 
 def _touch_statement(match: ColumnElement[bool]) -> Any:
     return (
-        update(Call).where(match).values(updated_at=bindparam("now")).returning(*LIVE_CALL_COLUMNS)
+        update(Call)
+        .where(match)
+        .values(updated_at=bindparam("now"))
+        .returning(*LIVE_CALL_COLUMNS, *PHONE_STATE)
     )
 
 
@@ -347,10 +369,12 @@ WITH event AS (
     RETURNING firsts.dedupe_key, {", ".join(f"calls.{name}" for name in _LIVE_COLUMNS)}
 )
 SELECT stored.dedupe_key AS stored_key, stored.call_id AS stored_call_id,
-       firsts.dedupe_key IS NOT NULL AS is_first, moved.*
+       firsts.dedupe_key IS NOT NULL AS is_first, moved.*,
+       phone.status AS phone_status, phone.consecutive_failures AS phone_failures
 FROM stored
 LEFT JOIN firsts USING (dedupe_key)
 LEFT JOIN moved USING (dedupe_key)
+LEFT JOIN contact_phones AS phone ON phone.id = moved.phone_id
 """
 
 
@@ -377,7 +401,9 @@ async def _store_and_move_batch(
     for record in result.mappings():
         moved = None
         if record["id"] is not None:
-            moved = LiveCall.from_row({name: record[name] for name in _LIVE_COLUMNS})
+            moved = LiveCall.from_row(
+                {name: record[name] for name in (*_LIVE_COLUMNS, *_PHONE_COLUMNS)}
+            )
         stored[record["stored_key"]] = Stored(record["stored_call_id"], record["is_first"], moved)
     return stored
 

@@ -174,9 +174,6 @@ _CALLBACK_DONE = (
     )
     .values(status=CallBackStatus.DONE.value, lease_expires_at=None, updated_at=bindparam("now"))
 )
-_PHONE_STATES = select(
-    ContactPhone.id, ContactPhone.status, ContactPhone.consecutive_failures
-).where(ContactPhone.id.in_(bindparam("phone_ids", expanding=True)))
 _SET_PHONE_STATE = (
     update(ContactPhone)
     .where(ContactPhone.id == bindparam("phone_id"))
@@ -261,7 +258,7 @@ class StatusBatch:
         """Write the ended calls' ends; the caller commits, then calls :meth:`count`."""
         if not self.endings:
             return
-        phones = await _phone_changes(session, self.endings)
+        phones = _phone_changes(self.endings)
         if is_postgres(session):
             await write_endings(session, [(e.call, e.now) for e in self.endings], phones)
         else:
@@ -752,15 +749,14 @@ async def _finish(
         batch.count()
 
 
-async def _phone_changes(session: AsyncSession, endings: Sequence[_Ending]) -> list[PhoneChange]:
+def _phone_changes(endings: Sequence[_Ending]) -> list[PhoneChange]:
     """The numbers' failures counted (or reset) after the calls to them ended, in order: the
-    numbers whose state changed, and to what."""
-    ids = {e.call.phone_id for e in endings if e.call.phone_id is not None}
-    if not ids:
-        return []
-    connection = await session.connection()
-    rows = await connection.execute(_PHONE_STATES, {"phone_ids": sorted(ids)})
-    before = {row.id: PhoneState(PhoneStatus(row.status), row.consecutive_failures) for row in rows}
+    numbers whose state changed, and to what. Each number's state is the one read with the
+    first of its calls (none of them has written it yet)."""
+    before: dict[int, PhoneState] = {}
+    for e in endings:
+        if e.call.phone_id is not None and e.call.phone is not None:
+            before.setdefault(e.call.phone_id, e.call.phone)
     after = dict(before)
     for e in endings:
         if e.call.phone_id in after:
