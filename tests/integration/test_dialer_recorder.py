@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.integration.dialer_rows import (
@@ -262,3 +263,43 @@ async def test_calls_to_one_number_ended_in_one_batch_each_count_against_it(
     async with sessionmaker() as session:
         failures = await session.scalar(select(ContactPhone.consecutive_failures))
     assert failures == 3
+
+
+async def test_a_started_campaigns_rules_are_read_once_and_its_status_when_needed(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    """Only a draft's rules may change: the recorder reads a started campaign's once. Whether
+    it still runs is read again by a batch that would schedule a retry."""
+    camp_id, calls = await _live_calls(sessionmaker, 4)
+    reads: list[str] = []
+
+    def count_campaign_reads(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM campaigns" in statement:
+            reads.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count_campaign_reads)
+    recorder = StatusRecorder(sessionmaker, concurrency=1)
+    try:
+        for i in range(2):  # answered: no retry to schedule
+            await recorder.record(_event(calls[i], _sid(i), "in-progress", 1), now=NOW)
+            await recorder.record(
+                _event(calls[i], _sid(i), "completed", 2, CallDuration="30"), now=NOW
+            )
+        assert len(reads) == 1
+        async with sessionmaker() as session:
+            await session.execute(
+                update(Campaign).where(Campaign.id == camp_id).values(status="cancelled")
+            )
+            await session.commit()
+        await recorder.record(_event(calls[2], _sid(2), "busy", 1), now=NOW)
+    finally:
+        await recorder.aclose()
+        event.remove(engine.sync_engine, "before_cursor_execute", count_campaign_reads)
+    assert len(reads) == 2
+    async with sessionmaker() as session:
+        pending = await session.scalar(
+            select(func.count()).select_from(CallBack).where(CallBack.status == "pending")
+        )
+        ended = dict((await session.execute(select(Call.id, Call.disposition))).all())
+    assert pending == 0  # the campaign was cancelled: the busy call is not retried
+    assert [ended[c] for c in calls] == ["answered", "answered", "busy", None]

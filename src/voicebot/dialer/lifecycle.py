@@ -221,7 +221,6 @@ class _Ending:
     """A call :func:`_finish` ended, and what writing its end needs."""
 
     call: LiveCall
-    campaign: Campaign
     retry: RetryRules
     disposition: Disposition
     now: datetime
@@ -234,11 +233,27 @@ class StatusBatch:
     Ending a call writes its call-back, its number's state, maybe a retry, its own row and its
     campaign's live-call counter. Status events recorded together (see ``dialer/recorder.py``)
     write each of those once for all their calls; the campaign's row, which every call of the
-    campaign ends on, is locked last and once. A call ended alone is a batch of one."""
+    campaign ends on, is locked last and once. A call ended alone is a batch of one.
 
+    ``started_rules`` holds the retry rules of campaigns that have started, and may be shared
+    by batch after batch (the recorder shares one): only a draft's rules may change, so a
+    started campaign's hold for good, and a batch that schedules no retry does not read its
+    campaign at all. Whether the campaign still runs is read in the batch that needs it."""
+
+    started_rules: dict[int, RetryRules] = field(default_factory=dict)
     campaigns: dict[int, Campaign] = field(default_factory=dict)
     endings: list[_Ending] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
+
+    async def retry_rules(self, session: AsyncSession, campaign_id: int) -> RetryRules:
+        """The campaign's retry rules: kept once it has started, else read."""
+        rules = self.started_rules.get(campaign_id)
+        if rules is None:
+            campaign = await self.campaign(session, campaign_id)
+            _, rules = _rules(campaign)
+            if CampaignStatus(campaign.status) is not CampaignStatus.DRAFT:
+                self.started_rules[campaign_id] = rules
+        return rules
 
     async def campaign(self, session: AsyncSession, campaign_id: int) -> Campaign:
         """The campaign, read from the database once per batch."""
@@ -264,7 +279,7 @@ class StatusBatch:
         else:
             await _write_endings_one_by_one(session, self.endings, phones)
         for e in self.endings:
-            await _schedule_retry(session, e.call, e.campaign, e.retry, e.disposition, now=e.now)
+            await _schedule_retry(session, e.call, e.retry, e.disposition, now=e.now, batch=self)
 
     def count(self) -> None:
         """Count the events stored and the calls ended, once they are."""
@@ -324,7 +339,8 @@ async def _correct_disposition(session: AsyncSession, call: Call, *, now: dateti
     call.disposition = Disposition.VOICEMAIL.value
     call.conversed = False
     log.info("call %s: the AMD result came after its end; disposition now voicemail", call.id)
-    await _schedule_retry(session, call, campaign, retry, Disposition.VOICEMAIL, now=now)
+    batch = StatusBatch(campaigns={campaign.id: campaign})
+    await _schedule_retry(session, call, retry, Disposition.VOICEMAIL, now=now, batch=batch)
 
 
 async def record_recording_event(
@@ -728,8 +744,7 @@ async def _finish(
     or now without one) its call-back, number, retry, row and campaign counter written."""
     alone = batch is None
     batch = batch or StatusBatch()
-    campaign = await batch.campaign(session, call.campaign_id)
-    _, retry = _rules(campaign)
+    retry = await batch.retry_rules(session, call.campaign_id)
     disposition = disposition or disposition_for(
         call.status,
         call.answered_by,
@@ -743,7 +758,7 @@ async def _finish(
     if disposition in _PICKED_UP and call.answered_at is None:
         call.answered_at = now - timedelta(seconds=call.duration_seconds or 0)
     log.info("call %s ended: %s", call.id, disposition.value)
-    batch.endings.append(_Ending(call, campaign, retry, disposition, now))
+    batch.endings.append(_Ending(call, retry, disposition, now))
     if alone:
         await batch.close(session)
         batch.count()
@@ -802,15 +817,19 @@ async def _write_endings_one_by_one(
 async def _schedule_retry(
     session: AsyncSession,
     call: Call | LiveCall,
-    campaign: Campaign,
     retry: RetryRules,
     disposition: Disposition,
     *,
     now: datetime,
+    batch: StatusBatch,
 ) -> None:
-    """A new call-back when the retry policy says so and nothing else is already open."""
+    """A new call-back when the retry policy says so, the campaign has not finished, and
+    nothing else is already open."""
     step = after_call(disposition, attempts_made=call.attempt, rules=retry, now=now)
-    if not isinstance(step, Retry) or CampaignStatus(campaign.status) in FINISHED:
+    if not isinstance(step, Retry):
+        return
+    campaign = await batch.campaign(session, call.campaign_id)
+    if CampaignStatus(campaign.status) in FINISHED:
         return
     if await _open_callback(session, call, pending_only=False) is not None:
         return  # e.g. the borrower asked for a time during this call

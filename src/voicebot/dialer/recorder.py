@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot.dialer.lifecycle import StatusBatch, StatusEvent, apply_status_events
+from voicebot.domain.retry import RetryRules
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class StatusRecorder:
         self._concurrency = concurrency
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
+        # Started campaigns' retry rules, which never change: read once, not once per batch.
+        self._started_rules: dict[int, RetryRules] = {}
         self._workers: list[asyncio.Task[None]] = []
 
     async def record(self, event: StatusEvent, *, now: datetime) -> bool:
@@ -127,7 +130,7 @@ class StatusRecorder:
 
     async def _in_one_transaction(self, batch: list[_Pending]) -> list[bool]:
         async with self._maker() as session:
-            shared = StatusBatch()
+            shared = StatusBatch(started_rules=self._started_rules)
             stored = await apply_status_events(
                 session, [(p.event, p.now) for p in batch], batch=shared
             )
