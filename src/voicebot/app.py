@@ -124,8 +124,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
-    # Routes are matched in order: the carrier's callbacks, the busiest, first.
+    # Routes are matched in order: the carrier's callbacks, the busiest, first; then what
+    # analysts read most.
     app.include_router(webhooks.router)
+    app.include_router(call_results.router)
+    app.include_router(outcomes.router)
+    app.include_router(reports.router)
     app.include_router(campaigns.router)
     app.include_router(carrier_api.router)
     app.include_router(contacts.router)
@@ -133,10 +137,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(media.router)
     app.include_router(health.router)
-    app.include_router(call_results.router)
-    app.include_router(outcomes.router)
     app.include_router(history.router)
-    app.include_router(reports.router)
     app.include_router(exports.router)
     app.include_router(metrics.router)
     app.include_router(payments.router)
