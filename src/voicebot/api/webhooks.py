@@ -69,8 +69,10 @@ _CALL_STATUSES = frozenset(s.value for s in CallStatus) - {CallStatus.INITIATING
         415: {"description": "The body is not application/x-www-form-urlencoded"},
     },
 )
-async def twilio_status(request: Request, settings: SettingsDep) -> Response:
+async def twilio_status(request: Request) -> Response:
     """Answered once the event is stored and applied to its call (see ``StatusRecorder``)."""
+    # The busiest route takes no dependencies: resolving even one costs it a few per cent.
+    settings: Settings = request.app.state.settings
     pairs = await read_form(request)
     check_signature(request, FormParams(pairs), settings)
 
