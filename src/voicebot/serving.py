@@ -29,10 +29,10 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 from typing import Any
 
+from uvicorn.config import STARTUP_FAILURE
+
 log = logging.getLogger(__name__)
 
-# A worker that exits with this code failed before it served (uvicorn's startup failure code).
-STARTUP_FAILED = 3
 # How long the workers have to finish the requests in hand once told to stop.
 STOP_SECONDS = 30.0
 _BACKLOG = 2048
@@ -93,13 +93,13 @@ def _serve_one(spec: WorkerSpec) -> None:
         sock = listening_socket(spec.host, spec.port)
     except OSError as exc:
         log.error("worker %d cannot listen on %s:%d: %s", os.getpid(), spec.host, spec.port, exc)
-        sys.exit(STARTUP_FAILED)
+        sys.exit(STARTUP_FAILURE)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
     if not server.started:
-        sys.exit(STARTUP_FAILED)
+        sys.exit(STARTUP_FAILURE)
 
 
 class Supervisor:
@@ -122,10 +122,8 @@ class Supervisor:
             log.info("starting %d workers (parent process %d)", self._count, os.getpid())
             self._workers = [self._start() for _ in range(self._count)]
             failed = False
-            while not self._stop.wait(self._poll):
+            while not failed and not self._stop.wait(self._poll):
                 failed = self._replace_dead_workers()
-                if failed:
-                    break
             self._stop_all()
             return 1 if failed else 0
         finally:
@@ -148,7 +146,7 @@ class Supervisor:
             if worker.is_alive() or self._stop.is_set():
                 continue
             worker.join()
-            if worker.exitcode == STARTUP_FAILED:
+            if worker.exitcode == STARTUP_FAILURE:
                 log.error("worker %d failed before serving; stopping", worker.pid)
                 return True
             log.error("worker %d exited (code %s); starting another", worker.pid, worker.exitcode)

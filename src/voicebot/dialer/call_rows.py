@@ -71,7 +71,7 @@ class LiveCall:
     def from_row(cls, row: RowMapping | Mapping[str, Any]) -> LiveCall:
         """From a row of the columns of :data:`LIVE_CALL_COLUMNS` and :data:`PHONE_STATE`."""
         values = dict(row)
-        status, failures = values.pop("phone_status"), values.pop("phone_failures")
+        status, failures = (values.pop(name) for name in _PHONE_COLUMNS)
         phone = None if status is None else PhoneState(PhoneStatus(status), failures)
         return cls(**values, phone=phone, read=values)
 
@@ -118,7 +118,7 @@ PHONE_STATE = (
     .scalar_subquery()
     .label("phone_failures"),
 )
-_PHONE_COLUMNS = ("phone_status", "phone_failures")
+_PHONE_COLUMNS = tuple(column.name for column in PHONE_STATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +370,7 @@ WITH event AS (
 )
 SELECT stored.dedupe_key AS stored_key, stored.call_id AS stored_call_id,
        firsts.dedupe_key IS NOT NULL AS is_first, moved.*,
-       phone.status AS phone_status, phone.consecutive_failures AS phone_failures
+       phone.status AS {_PHONE_COLUMNS[0]}, phone.consecutive_failures AS {_PHONE_COLUMNS[1]}
 FROM stored
 LEFT JOIN firsts USING (dedupe_key)
 LEFT JOIN moved USING (dedupe_key)
