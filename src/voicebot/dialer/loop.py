@@ -73,6 +73,7 @@ HOUSEKEEPING_INTERVAL = timedelta(seconds=30)
 # Longest single sleep while waiting for pacing tokens (the stop event is checked in between).
 _MAX_PACING_SLEEP = 1.0
 _calls = Base.metadata.tables[Call.__tablename__]
+_DEFAULT_OPTIONS = CallOptions()
 
 
 @dataclass(slots=True)
@@ -487,7 +488,7 @@ class Dialer:
             answer_url=f"{base}/webhooks/twilio/answer?call_id={call_id}",
             status_callback_url=f"{base}/webhooks/twilio/status?call_id={call_id}",
             metadata={"persona": dialable.persona, "callback_id": str(dialable.callback.id)},
-            options=self._call_options.get(dialable.callback.campaign_id, CallOptions()),
+            options=self._call_options.get(dialable.callback.campaign_id, _DEFAULT_OPTIONS),
             amd_callback_url=f"{base}/webhooks/twilio/amd?call_id={call_id}",
             recording_callback_url=f"{base}/webhooks/twilio/recording?call_id={call_id}",
         )
