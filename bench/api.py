@@ -42,8 +42,10 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 import httpx
+import psutil
 from twilio.request_validator import RequestValidator
 
+from cpu_meter import CpuMeter, postgres_processes, process_tree
 from voicebot.db.apikeys import create_api_key
 from voicebot.db.migrate import upgrade
 from voicebot.db.session import make_engine, make_sessionmaker
@@ -309,13 +311,39 @@ async def timed(
     return latencies
 
 
+class Cpu:
+    """CPU per request over one measure, by side: the server (its supervisor and workers),
+    PostgreSQL (the bench database's backends and the shared helpers) and the client (this
+    process). Unlike latency and rate, it hardly moves when the machine is busy elsewhere."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._meters = {
+            "server": CpuMeter(process_tree(server_pid)),
+            "postgres": CpuMeter(
+                postgres_processes(DATABASE), discover=lambda: postgres_processes(DATABASE)
+            ),
+            "client": CpuMeter([psutil.Process()]),
+        }
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        for meter in self._meters.values():
+            meter.sample()
+        return {
+            side: round(meter.used() * 1000 / max(requests, 1), 3)
+            for side, meter in self._meters.items()
+        }
+
+
 def p95(values: list[float]) -> float:
     return round(statistics.quantiles(values, n=100)[94], 1)
 
 
-async def webhooks(clients: int, calls: int, live: int) -> tuple[float, int, int]:
+async def webhooks(
+    clients: int, calls: int, live: int, server_pid: int
+) -> tuple[float, int, int, dict[str, float]]:
     """Each live call gets in-progress then completed, signed as Twilio signs them; the calls
-    are dealt to the clients so one call's events are sent in order."""
+    are dealt to the clients so one call's events are sent in order. Returns callbacks per
+    second, lost, refused, and CPU per callback."""
     validator = RequestValidator(TOKEN)
     ids = list(range(calls + 1, calls + live + 1))
     sent = 0
@@ -363,10 +391,12 @@ async def webhooks(clients: int, calls: int, live: int) -> tuple[float, int, int
                 sent += 1
                 refused += response.status != 200
 
+    cpu = Cpu(server_pid)
     started = time.perf_counter()
     async with client_session(clients) as http:
         await asyncio.gather(*(client(n, http) for n in range(clients)))
     elapsed = time.perf_counter() - started
+    cpu_ms = cpu.per_request_ms(sent)
     conn = await asyncpg.connect(BENCH_URL)
     try:
         stored = await conn.fetchval(
@@ -387,7 +417,7 @@ async def webhooks(clients: int, calls: int, live: int) -> tuple[float, int, int
         f"webhooks: {sent} sent in {elapsed:.1f} s, {refused} refused, {stored} stored; "
         f"{unapplied} calls not ended as answered, {live_left} live calls left"
     )
-    return sent / elapsed, lost + int(unapplied) + int(live_left), refused
+    return sent / elapsed, lost + int(unapplied) + int(live_left), refused, cpu_ms
 
 
 BASE = ""
@@ -405,6 +435,8 @@ async def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
+    load_at_start = _load_average()
+    say(f"machine load average (1 min) at start: {load_at_start}; other work skews the rates")
     await create_database()
     server: subprocess.Popen[bytes] | None = None
     try:
@@ -440,11 +472,20 @@ async def main() -> None:
         # opened, and has its statements prepared, before it starts.
         await timed(args.clients, 5, list_calls)
         await timed(args.clients, 5, report)
+        cpu = Cpu(server.pid)
         list_ms = await timed(args.clients, args.requests, list_calls)
+        cpu_ms = {"list": cpu.per_request_ms(len(list_ms))}
         say(f"list: median {statistics.median(list_ms):.1f} ms, p95 {p95(list_ms)} ms")
+        cpu = Cpu(server.pid)
         report_ms = await timed(args.clients, args.requests, report)
+        cpu_ms["report"] = cpu.per_request_ms(len(report_ms))
         say(f"report: median {statistics.median(report_ms):.1f} ms, p95 {p95(report_ms)} ms")
-        per_s, lost, refused = await webhooks(args.clients, args.calls, args.live)
+        per_s, lost, refused, cpu_ms["webhook"] = await webhooks(
+            args.clients, args.calls, args.live, server.pid
+        )
+        for measure, sides in cpu_ms.items():
+            spent = ", ".join(f"{side} {ms}" for side, ms in sides.items())
+            say(f"CPU per {measure} request (ms): {spent}")
         result = {
             "list_p95_ms": p95(list_ms),
             "report_p95_ms": p95(report_ms),
@@ -460,6 +501,10 @@ async def main() -> None:
                 "report_median_ms": round(statistics.median(report_ms), 1),
                 "webhooks_refused": refused,
                 "cpus": os.cpu_count(),
+                # Where the machine's CPU went per request; the rates above move with whatever
+                # else the machine is doing, these much less.
+                "cpu_ms_per_request": cpu_ms,
+                "load_average_1min": {"start": load_at_start, "end": _load_average()},
             },
         }
     finally:
@@ -472,6 +517,10 @@ async def main() -> None:
         if not args.keep:
             await drop_database()
     print(json.dumps(result))
+
+
+def _load_average() -> float:
+    return round(float(psutil.getloadavg()[0]), 2)
 
 
 if __name__ == "__main__":

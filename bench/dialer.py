@@ -22,7 +22,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 import asyncpg
 import psutil
 
+from cpu_meter import CpuMeter, postgres_processes
 from voicebot.config import Settings
 from voicebot.db.models import Base
 from voicebot.db.session import make_engine, make_sessionmaker
@@ -57,6 +57,12 @@ class NoopCarrier:
         return f"BN{request.call_id:032d}"
 
     async def hang_up(self, carrier_sid: str) -> None:
+        return None
+
+    async def cancel(self, carrier_sid: str) -> None:
+        return None
+
+    async def leave_message(self, carrier_sid: str, text: str, language: str) -> None:
         return None
 
     async def aclose(self) -> None:
@@ -265,60 +271,6 @@ class RunResult:
     postgres_cpu_s: float
 
 
-class CpuMeter:
-    """CPU seconds used by a set of processes since it was started (sampled, so processes that
-    exit keep the last value seen). ``discover`` finds processes born since (a connection pool
-    opening another backend mid-run): all of their CPU time counts."""
-
-    def __init__(
-        self,
-        processes: Sequence[psutil.Process],
-        discover: Callable[[], Sequence[psutil.Process]] | None = None,
-    ) -> None:
-        self._start = {p.pid: _cpu(p) for p in processes}
-        self._processes = list(processes)
-        self._last = dict(self._start)
-        self._discover = discover
-
-    def sample(self) -> None:
-        if self._discover is not None:
-            for process in self._discover():
-                if process.pid not in self._start:
-                    self._start[process.pid] = 0.0
-                    self._last[process.pid] = 0.0
-                    self._processes.append(process)
-        for process in self._processes:
-            self._last[process.pid] = max(self._last[process.pid], _cpu(process))
-
-    def used(self) -> float:
-        return float(sum(self._last[pid] - self._start[pid] for pid in self._start))
-
-
-def _cpu(process: psutil.Process) -> float:
-    try:
-        times = process.cpu_times()
-    except psutil.NoSuchProcess:
-        return 0.0
-    return float(times.user + times.system)
-
-
-def _postgres_processes() -> list[psutil.Process]:
-    """The server's backends for the bench database and its shared helpers (WAL writer,
-    checkpointer, autovacuum): not the backends of other databases on a shared machine."""
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if not (process.info["name"] or "").startswith("postgres"):
-            continue
-        title = " ".join(process.info["cmdline"] or ())
-        if "postgres: " in title and f" {DATABASE} " not in title and not _SHARED.search(title):
-            continue
-        found.append(process)
-    return found
-
-
-_SHARED = re.compile(r"postgres: (\S+ )?(walwriter|checkpointer|background writer|autovacuum)")
-
-
 def run_workers(
     target: Callable[[int, int, Any, EventType, Any], None], workers: int, batch: int
 ) -> RunResult:
@@ -335,7 +287,9 @@ def run_workers(
     watched = [psutil.Process(p.pid) for p in processes if p.pid is not None]
     samples: list[tuple[float, float]] = []  # (time, largest worker RSS in MB)
     worker_cpu = CpuMeter(watched)
-    postgres_cpu = CpuMeter(_postgres_processes(), discover=_postgres_processes)
+    postgres_cpu = CpuMeter(
+        postgres_processes(DATABASE), discover=lambda: postgres_processes(DATABASE)
+    )
     go.set()
     results: list[WorkerResult] = []
     while len(results) < workers:
