@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from voicebot import __version__
 from voicebot.api import (
+    apikeys,
     audit,
     campaigns,
     contacts,
@@ -135,6 +136,7 @@ def create_app(
     app.include_router(contacts.router)
     app.include_router(do_not_call.router)
     app.include_router(audit.router)
+    app.include_router(apikeys.router)
     app.include_router(media.router)
     app.include_router(health.router)
     app.include_router(history.router)

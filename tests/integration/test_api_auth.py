@@ -51,6 +51,10 @@ ROUTE_ROLES = {
     ("GET", "/v1/notifications/deliveries"): Role.ANALYST,
     ("GET", "/v1/carrier"): Role.ANALYST,
     ("POST", "/v1/carrier/alarm/clear"): Role.ADMIN,
+    ("GET", "/v1/api-keys"): Role.ADMIN,
+    ("POST", "/v1/api-keys"): Role.ADMIN,
+    ("PATCH", "/v1/api-keys/{prefix}"): Role.ADMIN,
+    ("POST", "/v1/api-keys/{prefix}/revoke"): Role.ADMIN,
 }
 
 
@@ -77,7 +81,7 @@ async def test_every_route_refuses_missing_unknown_revoked_and_weaker_keys(api: 
         await session.commit()
         prefix = key_prefix(revoked)
         assert prefix is not None
-        assert await revoke_api_key(session, prefix, now=datetime.now(UTC))
+        assert await revoke_api_key(session, prefix, actor="test", now=datetime.now(UTC))
         await session.commit()
     admin = api.keys[Role.ADMIN]
     forged = admin[:-4] + ("AAAA" if not admin.endswith("AAAA") else "BBBB")
@@ -89,7 +93,7 @@ async def test_every_route_refuses_missing_unknown_revoked_and_weaker_keys(api: 
         "wrong scheme": {"Authorization": f"Basic {admin}"},
     }
     for (method, path), needed in ROUTE_ROLES.items():
-        url = path.format(campaign_id=1, contact_id=1, call_id=1, endpoint_id=1)
+        url = path.format(campaign_id=1, contact_id=1, call_id=1, endpoint_id=1, prefix="0" * 12)
         response = await api.http.request(method, url)
         assert response.status_code == 401, (method, path)
         assert response.headers["www-authenticate"] == "Bearer"
@@ -150,7 +154,7 @@ async def _revoke(api: Api, key: str) -> None:
     async with api.sessionmaker() as session:
         prefix = key_prefix(key)
         assert prefix is not None
-        assert await revoke_api_key(session, prefix, now=datetime.now(UTC))
+        assert await revoke_api_key(session, prefix, actor="test", now=datetime.now(UTC))
         await session.commit()
 
 

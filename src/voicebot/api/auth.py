@@ -79,6 +79,12 @@ class VerifiedKeys:
         self._entries.move_to_end(digest)
         return principal
 
+    def forget(self, key_id: int) -> None:
+        """Drop what was verified of a key that was just revoked or given another role, so this
+        process applies the change at once (other processes within ``seconds``)."""
+        for digest in [d for d, (_, p) in self._entries.items() if p.key_id == key_id]:
+            del self._entries[digest]
+
     def remember(self, digest: str, principal: Principal) -> None:
         if self._seconds <= 0:
             return

@@ -31,6 +31,7 @@ from voicebot.domain.campaigns import (
     check_machine_settings,
 )
 from voicebot.domain.phones import InvalidPhoneNumber, parse_phone
+from voicebot.domain.types import Role
 
 
 def _e164(value: str) -> str:
@@ -326,3 +327,36 @@ class AuditPage(BaseModel):
     items: list[AuditOut]
     limit: int
     offset: int
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    role: Role
+
+
+class ApiKeyRoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class ApiKeyOut(BaseModel):
+    """A key as listed: its prefix names it (``vb_<prefix>_…``); the secret is never shown."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    prefix: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The whole key, shown this once: only its hash is stored")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voicebot.db import audit
 from voicebot.db.models import ApiKey
 from voicebot.domain.types import Role
 
 KEY_SCHEME = "vb"
 _PREFIX_BYTES = 6  # 12 hex characters: unique enough to find a row, useless to guess a key
+# What names a key in listings, the audit log and the API's paths: never the secret.
+PREFIX_PATTERN = re.compile(f"[0-9a-f]{{{2 * _PREFIX_BYTES}}}")
 
 
 def create_api_key(session: AsyncSession, *, role: Role, name: str) -> str:
@@ -37,6 +43,17 @@ def create_api_key(session: AsyncSession, *, role: Role, name: str) -> str:
     return key
 
 
+def create_audited_api_key(
+    session: AsyncSession, *, role: Role, name: str, actor: str, now: datetime
+) -> str:
+    """:func:`create_api_key`, in the audit log as ``actor``'s doing (the caller commits)."""
+    key = create_api_key(session, role=role, name=name)
+    prefix = key_prefix(key)
+    assert prefix is not None  # made just now, well formed
+    _audit(session, actor, "apikey.create", prefix, {"name": name, "role": role.value}, now)
+    return key
+
+
 async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:
     """The live (not revoked) key ``presented`` is, or None."""
     prefix = key_prefix(presented)
@@ -50,13 +67,74 @@ async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:
     return key
 
 
-async def revoke_api_key(session: AsyncSession, prefix: str, *, now: datetime) -> bool:
-    """Revoke the key with ``prefix`` (the caller commits); False when there is no live one."""
+async def list_api_keys(session: AsyncSession, *, include_revoked: bool) -> Sequence[ApiKey]:
+    """Keys newest first: the live ones, or every key ever made."""
+    query = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return (await session.scalars(query)).all()
+
+
+async def live_api_key(session: AsyncSession, prefix: str) -> ApiKey | None:
+    """The key with ``prefix`` unless there is none or it is revoked."""
     key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or key.revoked_at is not None:
+    return None if key is None or key.revoked_at is not None else key
+
+
+async def is_last_admin(session: AsyncSession, key: ApiKey) -> bool:
+    """Whether ``key`` is the only live admin key: revoking or demoting it would leave nobody
+    able to manage keys, notifications or the carrier alarm over the API."""
+    if key.role != Role.ADMIN.value:
         return False
-    key.revoked_at = now
-    return True
+    admins = await session.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.role == Role.ADMIN.value, ApiKey.revoked_at.is_(None))
+    )
+    return admins == 1
+
+
+async def revoke_api_key(
+    session: AsyncSession, prefix: str, *, actor: str, now: datetime
+) -> ApiKey | None:
+    """Revoke the key with ``prefix``, in the audit log as ``actor``'s doing (the caller
+    commits); None when there is no live one."""
+    key = await live_api_key(session, prefix)
+    if key is not None:
+        key.revoked_at = now
+        _audit(session, actor, "apikey.revoke", prefix, {"name": key.name, "role": key.role}, now)
+    return key
+
+
+async def set_api_key_role(
+    session: AsyncSession, prefix: str, role: Role, *, actor: str, now: datetime
+) -> ApiKey | None:
+    """Give the live key with ``prefix`` another role, in the audit log as ``actor``'s doing
+    (the caller commits); None when there is no live one. The same role again changes nothing."""
+    key = await live_api_key(session, prefix)
+    if key is not None and key.role != role.value:
+        _audit(session, actor, "apikey.role", prefix, {"from": key.role, "to": role.value}, now)
+        key.role = role.value
+    return key
+
+
+def _audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    prefix: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target_type="api_key",
+        target_id=prefix,
+        details=details,
+        now=now,
+    )
 
 
 def key_prefix(presented: str) -> str | None:
@@ -65,9 +143,7 @@ def key_prefix(presented: str) -> str | None:
     if len(parts) != 3 or parts[0] != KEY_SCHEME or not parts[2]:
         return None
     prefix = parts[1]
-    if len(prefix) != 2 * _PREFIX_BYTES or not all(c in "0123456789abcdef" for c in prefix):
-        return None
-    return prefix
+    return prefix if PREFIX_PATTERN.fullmatch(prefix) else None
 
 
 def key_digest(key: str) -> str:

@@ -1,0 +1,112 @@
+"""``/v1/api-keys``: the API's keys, for admins. A key is named by its prefix (``vb_<prefix>_…``);
+its secret is shown once, when it is made, and never stored. Every change goes in the audit log.
+
+A revoked key or a new role takes effect at once in the process that made the change, and in the
+others once what they verified of the key expires (``VOICEBOT_API_KEY_CACHE_SECONDS``). The last
+live admin key can be neither revoked nor demoted: keys are managed with one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voicebot.api.auth import Admin, VerifiedKeys
+from voicebot.api.deps import SessionDep
+from voicebot.api.errors import api_error, documented
+from voicebot.api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut, ApiKeyRoleIn
+from voicebot.db.apikeys import (
+    PREFIX_PATTERN,
+    create_audited_api_key,
+    is_last_admin,
+    key_prefix,
+    list_api_keys,
+    live_api_key,
+    revoke_api_key,
+    set_api_key_role,
+)
+from voicebot.db.models import ApiKey
+from voicebot.domain.types import Role
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=documented(401, 403))
+
+Prefix = Annotated[
+    str,
+    Path(
+        pattern=f"^{PREFIX_PATTERN.pattern}$",
+        description="The key's prefix: vb_<prefix>_…",
+        examples=["3f9a0c1d2e4b"],
+    ),
+]
+
+
+@router.get("", response_model=ApiKeyList)
+async def list_keys(
+    _: Admin,
+    session: SessionDep,
+    include_revoked: Annotated[bool, Query(description="Revoked keys too")] = False,
+) -> ApiKeyList:
+    """Newest first: prefix, name, role and dates, never a secret."""
+    keys = await list_api_keys(session, include_revoked=include_revoked)
+    return ApiKeyList(items=[ApiKeyOut.model_validate(k) for k in keys])
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated, responses=documented(422))
+async def create_key(body: ApiKeyIn, principal: Admin, session: SessionDep) -> ApiKeyCreated:
+    """A new key, returned whole this once: store it now, it cannot be shown again."""
+    secret = create_audited_api_key(
+        session, role=body.role, name=body.name, actor=principal.actor, now=datetime.now(UTC)
+    )
+    await session.commit()
+    prefix = key_prefix(secret)
+    key = None if prefix is None else await live_api_key(session, prefix)
+    assert key is not None  # committed just now
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+
+
+@router.patch("/{prefix}", response_model=ApiKeyOut, responses=documented(404, 409, 422))
+async def change_role(
+    prefix: Prefix, body: ApiKeyRoleIn, principal: Admin, session: SessionDep, request: Request
+) -> ApiKeyOut:
+    """Give a live key another role."""
+    if body.role is not Role.ADMIN:
+        await _refuse_last_admin(session, prefix, "demote")
+    key = await set_api_key_role(
+        session, prefix, body.role, actor=principal.actor, now=datetime.now(UTC)
+    )
+    return await _changed(session, request, key, prefix)
+
+
+@router.post("/{prefix}/revoke", response_model=ApiKeyOut, responses=documented(404, 409, 422))
+async def revoke_key(
+    prefix: Prefix, principal: Admin, session: SessionDep, request: Request
+) -> ApiKeyOut:
+    """Revoke a live key for good; the row stays, for the audit log's sake."""
+    await _refuse_last_admin(session, prefix, "revoke")
+    key = await revoke_api_key(session, prefix, actor=principal.actor, now=datetime.now(UTC))
+    return await _changed(session, request, key, prefix)
+
+
+async def _changed(
+    session: AsyncSession, request: Request, key: ApiKey | None, prefix: str
+) -> ApiKeyOut:
+    """Commit a change to ``key`` and drop this process's verification of it."""
+    if key is None:
+        raise api_error(404, "not_found", f"no live API key has the prefix {prefix}")
+    await session.commit()
+    verified: VerifiedKeys = request.app.state.verified_keys
+    verified.forget(key.id)
+    return ApiKeyOut.model_validate(key)
+
+
+async def _refuse_last_admin(session: AsyncSession, prefix: str, verb: str) -> None:
+    key = await live_api_key(session, prefix)
+    if key is not None and await is_last_admin(session, key):
+        raise api_error(
+            409,
+            "last_admin",
+            f"cannot {verb} the only live admin key; create another admin key first",
+        )
