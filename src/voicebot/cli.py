@@ -12,7 +12,7 @@ import getpass
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -31,6 +31,7 @@ from voicebot.domain.types import Role
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(
     name="voicebot",
@@ -275,27 +276,109 @@ def apikey_create(
 
 
 async def _create_api_key(settings: Settings, role: Role, name: str) -> str:
-    from voicebot.db import audit
-    from voicebot.db.apikeys import create_api_key, key_prefix
+    from voicebot.db.apikeys import create_audited_api_key
+
+    async with _keys_session(settings) as session:
+        key = create_audited_api_key(
+            session, role=role, name=name, actor=f"cli:{_os_user()}", now=datetime.now(UTC)
+        )
+        await session.commit()
+    return key
+
+
+@apikey_app.command("list")
+def apikey_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="Revoked keys too.")] = False,
+) -> None:
+    """The keys, newest first: prefix, role, name and dates. Never a secret."""
+    settings = load_settings()
+    with _user_errors(settings):
+        rows = asyncio.run(_list_api_keys(settings, include_revoked))
+    if not rows:
+        typer.echo("no API keys" if include_revoked else "no live API keys", err=True)
+    for row in rows:
+        typer.echo(row)
+
+
+async def _list_api_keys(settings: Settings, include_revoked: bool) -> list[str]:
+    from voicebot.db.apikeys import list_api_keys
+
+    async with _keys_session(settings) as session:
+        keys = await list_api_keys(session, include_revoked=include_revoked)
+    return [
+        f"{k.prefix}  {k.role:<8}  created {k.created_at:%Y-%m-%d %H:%M}Z"
+        + (f"  revoked {k.revoked_at:%Y-%m-%d %H:%M}Z" if k.revoked_at else "")
+        + f"  {k.name}"
+        for k in keys
+    ]
+
+
+KeyArgument = Annotated[
+    str, typer.Argument(help="The key's prefix (as `voicebot apikey list` shows it), or the key.")
+]
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key: KeyArgument) -> None:
+    """Revoke a key for good. Each running server refuses it once what it verified of the key
+    expires (VOICEBOT_API_KEY_CACHE_SECONDS)."""
+    settings = load_settings()
+    with _user_errors(settings):
+        prefix = _prefix_of(key)
+        asyncio.run(_change_api_key(settings, prefix, None))
+    typer.echo(f"revoked API key {prefix}")
+
+
+@apikey_app.command("set-role")
+def apikey_set_role(
+    key: KeyArgument,
+    role: Annotated[Role, typer.Option(help="admin, operator or analyst.")],
+) -> None:
+    """Give a key another role (audited). Running servers apply it as for a revocation."""
+    settings = load_settings()
+    with _user_errors(settings):
+        prefix = _prefix_of(key)
+        asyncio.run(_change_api_key(settings, prefix, role))
+    typer.echo(f"API key {prefix} now has the {role.value} role")
+
+
+def _prefix_of(given: str) -> str:
+    from voicebot.db.apikeys import PREFIX_PATTERN, key_prefix
+
+    prefix = given if PREFIX_PATTERN.fullmatch(given) else key_prefix(given)
+    if prefix is None:
+        raise CliError(
+            "not an API key or a key's prefix: a prefix is 12 hex characters, "
+            "as `voicebot apikey list` shows it"
+        )
+    return prefix
+
+
+async def _change_api_key(settings: Settings, prefix: str, role: Role | None) -> None:
+    """Revoke the key (``role`` None) or give it ``role``, audited as this OS user's doing."""
+    from voicebot.db.apikeys import revoke_api_key, set_api_key_role
+
+    actor, now = f"cli:{_os_user()}", datetime.now(UTC)
+    async with _keys_session(settings) as session:
+        if role is None:
+            key = await revoke_api_key(session, prefix, actor=actor, now=now)
+        else:
+            key = await set_api_key_role(session, prefix, role, actor=actor, now=now)
+        if key is None:
+            raise CliError(f"no live API key has the prefix {prefix}")
+        await session.commit()
+
+
+@contextlib.asynccontextmanager
+async def _keys_session(settings: Settings) -> AsyncIterator[AsyncSession]:
     from voicebot.db.session import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            key = create_api_key(session, role=role, name=name)
-            audit.record(
-                session,
-                actor=f"cli:{_os_user()}",
-                action="apikey.create",
-                target_type="api_key",
-                target_id=key_prefix(key),
-                details={"name": name, "role": role.value},
-                now=datetime.now(UTC),
-            )
-            await session.commit()
+            yield session
     finally:
         await engine.dispose()
-    return key
 
 
 @app.command(

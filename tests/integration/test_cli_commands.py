@@ -147,6 +147,58 @@ async def test_apikey_create_prints_a_working_key_once_and_audits_it(
     assert key not in str(audit.details)
 
 
+async def test_apikey_list_set_role_and_revoke_name_keys_by_prefix_and_audit_each_change(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return _run("apikey", *args, cwd=tmp_path, database_url=sqlite_url)
+
+    admin = run("create", "--role", "admin", "--name", "root").stdout.strip()
+    analyst = run("create", "--role", "analyst", "--name", "risk team").stdout.strip()
+    prefix = analyst.split("_")[1]
+    listed = run("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        [prefix, "analyst"],
+        [admin.split("_")[1], "admin"],
+    ]
+    assert lines[0].endswith("risk team")
+    assert all(key.split("_", 2)[2] not in listed.stdout for key in (admin, analyst))
+
+    changed = run("set-role", prefix, "--role", "operator")
+    assert (changed.returncode, changed.stdout.strip()) == (
+        0,
+        f"API key {prefix} now has the operator role",
+    )
+    revoked = run("revoke", analyst)  # the whole key names it too
+    assert (revoked.returncode, revoked.stdout.strip()) == (0, f"revoked API key {prefix}")
+    again = run("revoke", prefix)
+    assert again.returncode == 2
+    assert f"no live API key has the prefix {prefix}" in again.stderr
+    bad = run("revoke", "0123")
+    assert bad.returncode == 2 and "12 hex characters" in bad.stderr
+
+    assert prefix not in run("list").stdout
+    every = run("list", "--all").stdout.splitlines()
+    assert every[0].split()[:2] == [prefix, "operator"] and "revoked" in every[0]
+
+    engine = make_engine(sqlite_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
+            key = await authenticate(session, analyst)
+    finally:
+        await engine.dispose()
+    assert key is None
+    assert [(e.action, e.target_id) for e in entries][2:] == [
+        ("apikey.role", prefix),
+        ("apikey.revoke", prefix),
+    ]
+    assert entries[2].details == {"from": "analyst", "to": "operator"}
+    assert all(e.actor.startswith("cli:") for e in entries)
+
+
 def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
     result = _run("apikey", "create", "--role", "root", cwd=tmp_path, database_url="sqlite:///x.db")
     assert result.returncode == 2
