@@ -3,6 +3,7 @@ at once by the process that made it; on both databases."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -150,3 +151,30 @@ async def test_bad_requests_name_the_problem_and_change_nothing(
         keys_after = (await session.scalars(select(ApiKey).order_by(ApiKey.id))).all()
         assert [(k.prefix, k.role, k.revoked_at) for k in keys_after] == before
         assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+async def test_two_admins_revoking_each_other_at_once_leave_one_admin(
+    api: Api, db_url: str
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has no row locks: its single writer is the embedded default's")
+    response = await api.http.post(
+        "/v1/api-keys", json={"name": "second admin", "role": "admin"}, headers=api.auth()
+    )
+    second = response.json()
+    first = _prefix(api.keys[Role.ADMIN])
+    answers = await asyncio.gather(
+        api.http.post(f"/v1/api-keys/{second['prefix']}/revoke", headers=api.auth()),
+        api.http.post(
+            f"/v1/api-keys/{first}/revoke",
+            headers={"Authorization": f"Bearer {second['key']}"},
+        ),
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    async with api.sessionmaker() as session:
+        admins = await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
+        )
+    assert admins == 1

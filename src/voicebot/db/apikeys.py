@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db import audit
@@ -83,15 +83,17 @@ async def live_api_key(session: AsyncSession, prefix: str) -> ApiKey | None:
 
 async def is_last_admin(session: AsyncSession, key: ApiKey) -> bool:
     """Whether ``key`` is the only live admin key: revoking or demoting it would leave nobody
-    able to manage keys, notifications or the carrier alarm over the API."""
+    able to manage keys, notifications or the carrier alarm over the API. The live admin keys
+    stay locked until the caller's transaction ends (PostgreSQL), so two admins revoking each
+    other at once cannot both pass this check."""
     if key.role != Role.ADMIN.value:
         return False
-    admins = await session.scalar(
-        select(func.count())
-        .select_from(ApiKey)
+    admins = await session.scalars(
+        select(ApiKey.id)
         .where(ApiKey.role == Role.ADMIN.value, ApiKey.revoked_at.is_(None))
+        .with_for_update()
     )
-    return admins == 1
+    return len(admins.all()) == 1
 
 
 async def revoke_api_key(
