@@ -126,7 +126,7 @@ def _configure_logging(level: LogLevelName, settings: Settings | None = None) ->
     configure_logging(
         level.value,
         json_lines=settings is not None and settings.log_json,
-        secrets=[] if settings is None else [settings.twilio_auth_token.get_secret_value()],
+        secrets=[] if settings is None else list(settings.twilio_auth_tokens),
     )
 
 

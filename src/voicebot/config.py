@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default="AC00000000000000000000000000000000", pattern=r"^AC[0-9a-fA-F]{32}$"
     )
     twilio_auth_token: SecretStr = SecretStr("simulated-auth-token")
+    # While the account's auth token is rotated (Twilio's secondary token promoted to primary),
+    # callbacks signed with the token before, and media-stream tokens issued with it, are still
+    # accepted: set this to the old token for the rotation, then unset it.
+    twilio_previous_auth_token: SecretStr | None = None
     # Caller numbers for campaigns that name none (E.164, comma-separated or a JSON list).
     twilio_caller_numbers: Annotated[list[str], NoDecode] = Field(
         default_factory=list, max_length=100
@@ -187,6 +191,21 @@ class Settings(BaseSettings):
         if self.database_url.startswith("sqlite"):
             raise ValueError("production runs on PostgreSQL: set VOICEBOT_DATABASE_URL")
         return self
+
+    @field_validator("twilio_previous_auth_token")
+    @classmethod
+    def _unset_when_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None or not value.get_secret_value().strip() else value
+
+    @property
+    def twilio_auth_tokens(self) -> tuple[str, ...]:
+        """The tokens a signature or a media-stream token may be made with: the account's own,
+        then the one before it while a rotation lasts."""
+        current = self.twilio_auth_token.get_secret_value()
+        previous = self.twilio_previous_auth_token
+        if previous is None or previous.get_secret_value() == current:
+            return (current,)
+        return (current, previous.get_secret_value())
 
     @property
     def is_postgres(self) -> bool:

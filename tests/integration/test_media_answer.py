@@ -55,7 +55,7 @@ async def test_a_signed_answer_connects_the_call_to_its_stream(
     assert stream.parameters["language"] == "ko-KR"
     # The token is this call's, and no other's.
     token = stream.parameters["token"]
-    check_stream_token("calls-test-token", call_id, token, now=datetime.now(UTC))
+    check_stream_token(("calls-test-token",), call_id, token, now=datetime.now(UTC))
 
 
 async def test_unsigned_or_unknown_answers_are_refused(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.integration.telephony_support import seed_dialed_call
@@ -71,6 +72,25 @@ async def test_an_unsigned_or_forged_callback_is_refused_and_changes_nothing(
     assert TOKEN not in logged
     if signature not in (None, "compute"):
         assert signature not in logged
+
+
+async def test_during_a_token_rotation_the_previous_token_still_signs(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Callbacks Twilio signed before its secondary token was promoted still arrive: with the
+    old token set as the previous one they are accepted, and only while it is set."""
+    call_id = await seed_dialed_call(sessionmaker)
+    form = status_form("ringing", 1)
+    async with webhook_client(settings) as before:
+        refused = await post_status(before, call_id, form, token="old-token")
+        assert refused.status_code == 403
+    rotating = settings.model_copy(update={"twilio_previous_auth_token": SecretStr("old-token")})
+    async with webhook_client(rotating) as during:
+        assert (await post_status(during, call_id, form, token="other-token")).status_code == 403
+        assert (await post_status(during, call_id, form, token="old-token")).status_code == 200
+        answered = status_form("in-progress", 2)  # signed with the account's own token
+        assert (await post_status(during, call_id, answered)).status_code == 200
+    assert (await load_call(sessionmaker, call_id)).status == "in-progress"
 
 
 async def test_a_signature_for_the_local_url_is_refused_behind_a_proxy(

@@ -252,6 +252,20 @@ def test_twilio_settings_need_real_credentials_and_never_show_the_token() -> Non
         _settings(public_base_url="http://bot.example.com", **production)
 
 
+def test_a_previous_auth_token_is_accepted_only_while_set_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _settings().twilio_auth_tokens == (AUTH_TOKEN,)
+    monkeypatch.setenv("VOICEBOT_TWILIO_PREVIOUS_AUTH_TOKEN", "  ")  # unset by an empty value
+    assert _settings().twilio_auth_tokens == (AUTH_TOKEN,)
+    monkeypatch.setenv("VOICEBOT_TWILIO_PREVIOUS_AUTH_TOKEN", AUTH_TOKEN)  # no rotation at all
+    assert _settings().twilio_auth_tokens == (AUTH_TOKEN,)
+    monkeypatch.setenv("VOICEBOT_TWILIO_PREVIOUS_AUTH_TOKEN", "old-token-0123")
+    rotating = _settings()
+    assert rotating.twilio_auth_tokens == (AUTH_TOKEN, "old-token-0123")
+    assert "old-token-0123" not in repr(rotating) + str(rotating.model_dump())
+
+
 def test_sent_form_reads_lists_as_repeated_fields() -> None:
     sent = Sent("POST", "u", {"A": ["x", "y"], "B": 1}, None)
     assert sent.form() == {"A": ["x", "y"], "B": ["1"]}

@@ -282,8 +282,8 @@ def check_signature(request: Request, params: FormParams, settings: Settings) ->
         request.scope.get("query_string", b"").decode("latin-1"),
     )
     signature = request.headers.get(SIGNATURE_HEADER)
-    verifier = TwilioSignature(settings.twilio_auth_token.get_secret_value())
-    if verifier.verify(url, params, signature):
+    # The account's token first; the previous one only while a rotation lasts.
+    if any(TwilioSignature(t).verify(url, params, signature) for t in settings.twilio_auth_tokens):
         return
     problem = "missing" if not signature else "invalid"
     client = request.client.host if request.client else "unknown"

@@ -110,10 +110,11 @@ async def _bind(
 ) -> CallSession:
     if call_id is None:
         raise _Refusal("no_call", f"start names no call (parameter {CALL_ID_PARAMETER!r})")
-    secret = services.settings.twilio_auth_token.get_secret_value()
     token = start.custom_parameters.get(TOKEN_PARAMETER)
     try:
-        check_stream_token(secret, call_id, token, now=datetime.now(UTC))
+        check_stream_token(
+            services.settings.twilio_auth_tokens, call_id, token, now=datetime.now(UTC)
+        )
     except StreamTokenRefused as exc:
         raise _Refusal(f"token_{exc.problem.value}", str(exc)) from None
     async with services.sessionmaker() as session:

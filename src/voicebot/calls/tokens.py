@@ -39,8 +39,11 @@ def issue_stream_token(secret: str, call_id: int, *, now: datetime, ttl: timedel
     return f"{expires}.{_digest(secret, call_id, expires)}"
 
 
-def check_stream_token(secret: str, call_id: int, token: str | None, *, now: datetime) -> None:
-    """Raises StreamTokenRefused unless ``token`` was issued for ``call_id`` and is unexpired."""
+def check_stream_token(
+    secrets: tuple[str, ...], call_id: int, token: str | None, *, now: datetime
+) -> None:
+    """Raises StreamTokenRefused unless ``token`` was issued for ``call_id`` with one of
+    ``secrets`` (the current one first, then one being rotated out) and is unexpired."""
     if not token:
         raise StreamTokenRefused(TokenProblem.MISSING)
     expires_text, _, digest = token.partition(".")
@@ -48,7 +51,7 @@ def check_stream_token(secret: str, call_id: int, token: str | None, *, now: dat
         raise StreamTokenRefused(TokenProblem.MALFORMED)
     expires = int(expires_text)
     # Checked before the expiry, so an attacker learns nothing from the difference.
-    if not hmac.compare_digest(digest, _digest(secret, call_id, expires)):
+    if not any(hmac.compare_digest(digest, _digest(s, call_id, expires)) for s in secrets):
         raise StreamTokenRefused(TokenProblem.FORGED)
     if now.timestamp() > expires:
         raise StreamTokenRefused(TokenProblem.EXPIRED)
