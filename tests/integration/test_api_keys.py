@@ -135,6 +135,7 @@ async def test_the_last_live_admin_key_can_be_neither_revoked_nor_demoted(api: A
         ("PATCH", "/v1/api-keys/0123456789ab", {"role": "root"}, 422, "role"),
         ("POST", "/v1/api-keys", {"name": "x", "role": "root"}, 422, "role"),
         ("POST", "/v1/api-keys", {"name": "  ", "role": "analyst"}, 422, "name"),
+        ("POST", "/v1/api-keys", {"name": "ops\nteam", "role": "analyst"}, 422, "name"),
         ("POST", "/v1/api-keys", {"name": "x", "role": "analyst", "key": "mine"}, 422, "key"),
     ],
 )
