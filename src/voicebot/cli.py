@@ -268,9 +268,15 @@ def apikey_create(
     name: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
 ) -> None:
     """Create an API key and print it once: only its hash is stored."""
+    from voicebot.db.apikeys import check_key_name
+
     settings = load_settings()
     with _user_errors(settings):
-        key = asyncio.run(_create_api_key(settings, role, name or f"{role.value} key"))
+        try:
+            checked = check_key_name(f"{role.value} key" if name is None else name)
+        except ValueError as exc:
+            raise CliError(f"--name: {exc}") from None
+        key = asyncio.run(_create_api_key(settings, role, checked))
     typer.echo(key)
     typer.echo(f"Created a {role.value} key. Store it now: it cannot be shown again.", err=True)
 

@@ -199,10 +199,16 @@ async def test_apikey_list_set_role_and_revoke_name_keys_by_prefix_and_audit_eac
     assert all(e.actor.startswith("cli:") for e in entries)
 
 
-def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
-    result = _run("apikey", "create", "--role", "root", cwd=tmp_path, database_url="sqlite:///x.db")
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(("--role", "root"), "root"), (("--name", "ops\nteam"), "--name: a key's name is one line")],
+)
+def test_an_unknown_role_or_a_multi_line_name_is_refused(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    result = _run("apikey", "create", *args, cwd=tmp_path, database_url="sqlite:///x.db")
     assert result.returncode == 2
-    assert "root" in result.stderr
+    assert says in result.stderr
     assert not (tmp_path / "x.db").exists()
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from voicebot.db.apikeys import check_key_name
 from voicebot.domain.campaigns import (
     CallerIdMode,
     MachineAction,
@@ -332,12 +333,9 @@ class AuditPage(BaseModel):
 class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # One line of printable text: it is shown in listings and the audit log.
+    # One line of printable text: listings and the audit log show it.
     name: Annotated[
-        str,
-        StringConstraints(
-            strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"
-        ),
+        str, StringConstraints(min_length=1, max_length=200), AfterValidator(check_key_name)
     ]
     role: Role
 

@@ -22,6 +22,19 @@ KEY_SCHEME = "vb"
 _PREFIX_BYTES = 6  # 12 hex characters: unique enough to find a row, useless to guess a key
 # What names a key in listings, the audit log and the API's paths: never the secret.
 PREFIX_PATTERN = re.compile(f"[0-9a-f]{{{2 * _PREFIX_BYTES}}}")
+_NAME_LENGTH = 200  # api_keys.name
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_key_name(name: str) -> str:
+    """A key's name stripped: one line of printable text, 1 to 200 characters, as listings and
+    the audit log show it. ValueError says what is wrong."""
+    name = name.strip()
+    if not 1 <= len(name) <= _NAME_LENGTH:
+        raise ValueError(f"a key's name is 1 to {_NAME_LENGTH} characters")
+    if _CONTROL.search(name):
+        raise ValueError("a key's name is one line of printable text (no control characters)")
+    return name
 
 
 def create_api_key(session: AsyncSession, *, role: Role, name: str) -> str:
