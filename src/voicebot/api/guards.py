@@ -4,6 +4,7 @@ PostgreSQL text may not hold a NUL character (U+0000), and its integers stop at 
 strings are checked for NULs up front, naming the parameter. A NUL inside a JSON body
 (``"\\u0000"``) or a number too large for the database that reaches a query anyway is turned into
 a 422 that says what was wrong; the session's transaction is rolled back, so nothing is stored.
+A JSON body that is not UTF-8 is a 422 too, as malformed JSON is.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _NUL = "\x00"
@@ -71,7 +74,25 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=422)
 
 
+async def _unreadable_body(request: Request, exc: Exception) -> Response:
+    """A JSON body that is not UTF-8 is a 422 like any other malformed JSON, naming where it
+    breaks, rather than FastAPI's bare 400 "There was an error parsing the body"; every other
+    HTTP error is answered as FastAPI answers it."""
+    assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        body = _error(
+            "invalid_body",
+            f"the request body is not UTF-8 JSON: byte {cause.start} cannot be decoded "
+            f"({cause.reason})",
+            field="body",
+        )
+        return JSONResponse(body, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 def install_input_guards(app: FastAPI) -> None:
     app.add_middleware(RejectNulInQuery)
     app.add_exception_handler(DBAPIError, _unstorable_value)
     app.add_exception_handler(OverflowError, _unstorable_value)
+    app.add_exception_handler(StarletteHTTPException, _unreadable_body)
