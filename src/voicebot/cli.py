@@ -285,7 +285,7 @@ async def _create_api_key(settings: Settings, role: Role, name: str) -> str:
     from voicebot.db.apikeys import create_audited_api_key
 
     async with _keys_session(settings) as session:
-        key = create_audited_api_key(
+        key, _ = create_audited_api_key(
             session, role=role, name=name, actor=f"cli:{_os_user()}", now=datetime.now(UTC)
         )
         await session.commit()

@@ -8,6 +8,7 @@ live admin key can be neither revoked nor demoted: keys are managed with one.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -20,16 +21,13 @@ from voicebot.api.errors import api_error, documented
 from voicebot.api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut, ApiKeyRoleIn
 from voicebot.db.apikeys import (
     PREFIX_PATTERN,
+    LastAdminKey,
     create_audited_api_key,
-    is_last_admin,
-    key_prefix,
     list_api_keys,
-    live_api_key,
     revoke_api_key,
     set_api_key_role,
 )
 from voicebot.db.models import ApiKey
-from voicebot.domain.types import Role
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=documented(401, 403))
 
@@ -57,13 +55,10 @@ async def list_keys(
 @router.post("", status_code=201, response_model=ApiKeyCreated, responses=documented(422))
 async def create_key(body: ApiKeyIn, principal: Admin, session: SessionDep) -> ApiKeyCreated:
     """A new key, returned whole this once: store it now, it cannot be shown again."""
-    secret = create_audited_api_key(
+    secret, key = create_audited_api_key(
         session, role=body.role, name=body.name, actor=principal.actor, now=datetime.now(UTC)
     )
     await session.commit()
-    prefix = key_prefix(secret)
-    key = None if prefix is None else await live_api_key(session, prefix)
-    assert key is not None  # committed just now
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
 
 
@@ -72,12 +67,15 @@ async def change_role(
     prefix: Prefix, body: ApiKeyRoleIn, principal: Admin, session: SessionDep, request: Request
 ) -> ApiKeyOut:
     """Give a live key another role."""
-    if body.role is not Role.ADMIN:
-        await _refuse_last_admin(session, prefix, "demote")
-    key = await set_api_key_role(
-        session, prefix, body.role, actor=principal.actor, now=datetime.now(UTC)
+    change = set_api_key_role(
+        session,
+        prefix,
+        body.role,
+        actor=principal.actor,
+        now=datetime.now(UTC),
+        keep_an_admin=True,
     )
-    return await _changed(session, request, key, prefix)
+    return await _changed(session, request, change, prefix)
 
 
 @router.post("/{prefix}/revoke", response_model=ApiKeyOut, responses=documented(404, 409, 422))
@@ -85,28 +83,26 @@ async def revoke_key(
     prefix: Prefix, principal: Admin, session: SessionDep, request: Request
 ) -> ApiKeyOut:
     """Revoke a live key for good; the row stays, for the audit log's sake."""
-    await _refuse_last_admin(session, prefix, "revoke")
-    key = await revoke_api_key(session, prefix, actor=principal.actor, now=datetime.now(UTC))
-    return await _changed(session, request, key, prefix)
+    change = revoke_api_key(
+        session, prefix, actor=principal.actor, now=datetime.now(UTC), keep_an_admin=True
+    )
+    return await _changed(session, request, change, prefix)
 
 
 async def _changed(
-    session: AsyncSession, request: Request, key: ApiKey | None, prefix: str
+    session: AsyncSession,
+    request: Request,
+    change: Awaitable[ApiKey | None],
+    prefix: str,
 ) -> ApiKeyOut:
-    """Commit a change to ``key`` and drop this process's verification of it."""
+    """Make ``change``, commit it, and drop this process's verification of the key."""
+    try:
+        key = await change
+    except LastAdminKey as exc:
+        raise api_error(409, "last_admin", str(exc)) from None
     if key is None:
         raise api_error(404, "not_found", f"no live API key has the prefix {prefix}")
     await session.commit()
     verified: VerifiedKeys = request.app.state.verified_keys
     verified.forget(key.id)
     return ApiKeyOut.model_validate(key)
-
-
-async def _refuse_last_admin(session: AsyncSession, prefix: str, verb: str) -> None:
-    key = await live_api_key(session, prefix)
-    if key is not None and await is_last_admin(session, key):
-        raise api_error(
-            409,
-            "last_admin",
-            f"cannot {verb} the only live admin key; create another admin key first",
-        )

@@ -58,13 +58,15 @@ def create_api_key(session: AsyncSession, *, role: Role, name: str) -> str:
 
 def create_audited_api_key(
     session: AsyncSession, *, role: Role, name: str, actor: str, now: datetime
-) -> str:
-    """:func:`create_api_key`, in the audit log as ``actor``'s doing (the caller commits)."""
+) -> tuple[str, ApiKey]:
+    """:func:`create_api_key`, in the audit log as ``actor``'s doing (the caller commits): the
+    key in plaintext, and its row."""
     key = create_api_key(session, role=role, name=name)
     prefix = key_prefix(key)
     assert prefix is not None  # made just now, well formed
     _audit(session, actor, "apikey.create", prefix, {"name": name, "role": role.value}, now)
-    return key
+    row = next(r for r in session.new if isinstance(r, ApiKey) and r.prefix == prefix)
+    return key, row
 
 
 async def authenticate(session: AsyncSession, presented: str) -> ApiKey | None:
@@ -94,40 +96,57 @@ async def live_api_key(session: AsyncSession, prefix: str) -> ApiKey | None:
     return None if key is None or key.revoked_at is not None else key
 
 
-async def is_last_admin(session: AsyncSession, key: ApiKey) -> bool:
-    """Whether ``key`` is the only live admin key: revoking or demoting it would leave nobody
-    able to manage keys, notifications or the carrier alarm over the API. The live admin keys
-    stay locked until the caller's transaction ends (PostgreSQL), so two admins revoking each
-    other at once cannot both pass this check."""
+class LastAdminKey(Exception):
+    """Revoking or demoting the only live admin key would leave nobody able to manage keys,
+    notifications or the carrier alarm over the API."""
+
+
+async def _refuse_last_admin(session: AsyncSession, key: ApiKey, verb: str) -> None:
+    """Raise LastAdminKey when ``key`` is the only live admin key. The live admin keys stay
+    locked until the caller's transaction ends (PostgreSQL), so two admins revoking each other
+    at once cannot both pass this check."""
     if key.role != Role.ADMIN.value:
-        return False
+        return
     admins = await session.scalars(
         select(ApiKey.id)
         .where(ApiKey.role == Role.ADMIN.value, ApiKey.revoked_at.is_(None))
         .with_for_update()
     )
-    return len(admins.all()) == 1
+    if len(admins.all()) == 1:
+        raise LastAdminKey(f"cannot {verb} the only live admin key; create another admin key first")
 
 
 async def revoke_api_key(
-    session: AsyncSession, prefix: str, *, actor: str, now: datetime
+    session: AsyncSession, prefix: str, *, actor: str, now: datetime, keep_an_admin: bool = False
 ) -> ApiKey | None:
     """Revoke the key with ``prefix``, in the audit log as ``actor``'s doing (the caller
-    commits); None when there is no live one."""
+    commits); None when there is no live one. ``keep_an_admin``: LastAdminKey rather than
+    revoke the only live admin key."""
     key = await live_api_key(session, prefix)
     if key is not None:
+        if keep_an_admin:
+            await _refuse_last_admin(session, key, "revoke")
         key.revoked_at = now
         _audit(session, actor, "apikey.revoke", prefix, {"name": key.name, "role": key.role}, now)
     return key
 
 
 async def set_api_key_role(
-    session: AsyncSession, prefix: str, role: Role, *, actor: str, now: datetime
+    session: AsyncSession,
+    prefix: str,
+    role: Role,
+    *,
+    actor: str,
+    now: datetime,
+    keep_an_admin: bool = False,
 ) -> ApiKey | None:
     """Give the live key with ``prefix`` another role, in the audit log as ``actor``'s doing
-    (the caller commits); None when there is no live one. The same role again changes nothing."""
+    (the caller commits); None when there is no live one. The same role again changes nothing.
+    ``keep_an_admin``: LastAdminKey rather than demote the only live admin key."""
     key = await live_api_key(session, prefix)
     if key is not None and key.role != role.value:
+        if keep_an_admin:
+            await _refuse_last_admin(session, key, "demote")
         _audit(session, actor, "apikey.role", prefix, {"from": key.role, "to": role.value}, now)
         key.role = role.value
     return key
