@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db.locks import begin_writing
 from voicebot.db.models import Call, CallBack, Campaign
+from voicebot.db.session import rowcount
 from voicebot.domain.types import CallBackStatus, CallStatus, CampaignStatus, Disposition
 
 _LIVE_CALL_STATUSES = [s.value for s in CallStatus if not s.is_final]
@@ -71,7 +72,7 @@ async def cancel_callbacks(session: AsyncSession, campaign_id: int, *, now: date
         .values(status=CallBackStatus.CANCELLED.value, lease_expires_at=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+
+def rowcount(result: object) -> int:
+    """How many rows an UPDATE or DELETE touched (``Result`` types it only on some subclasses)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 # A pooled connection idle for longer than this is pinged before it is handed out.
 PING_AFTER_IDLE_SECONDS = 5.0
 

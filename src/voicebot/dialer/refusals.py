@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.db import audit
 from voicebot.db.models import Campaign, CarrierAlarm
+from voicebot.db.session import rowcount
 from voicebot.dialer.lifecycle import end_unplaced_call, requeue_unplaced_call
 from voicebot.dialer.optout import opt_out
 from voicebot.domain.types import CampaignStatus, Disposition
@@ -134,4 +135,4 @@ async def clear_alarm(session: AsyncSession, *, by: str, now: datetime) -> int:
         .values(cleared_at=now, cleared_by=by[:128])
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
