@@ -48,7 +48,9 @@ ROUTE_ROLES = {
     ("POST", "/v1/notifications/endpoints"): Role.ADMIN,
     ("GET", "/v1/notifications/endpoints"): Role.ADMIN,
     ("DELETE", "/v1/notifications/endpoints/{endpoint_id}"): Role.ADMIN,
+    ("POST", "/v1/notifications/endpoints/{endpoint_id}/redeliver"): Role.ADMIN,
     ("GET", "/v1/notifications/deliveries"): Role.ANALYST,
+    ("POST", "/v1/notifications/deliveries/{delivery_id}/redeliver"): Role.ADMIN,
     ("GET", "/v1/carrier"): Role.ANALYST,
     ("POST", "/v1/carrier/alarm/clear"): Role.ADMIN,
     ("GET", "/v1/api-keys"): Role.ADMIN,
@@ -93,7 +95,9 @@ async def test_every_route_refuses_missing_unknown_revoked_and_weaker_keys(api: 
         "wrong scheme": {"Authorization": f"Basic {admin}"},
     }
     for (method, path), needed in ROUTE_ROLES.items():
-        url = path.format(campaign_id=1, contact_id=1, call_id=1, endpoint_id=1, prefix="0" * 12)
+        url = path.format(
+            campaign_id=1, contact_id=1, call_id=1, endpoint_id=1, delivery_id=1, prefix="0" * 12
+        )
         response = await api.http.request(method, url)
         assert response.status_code == 401, (method, path)
         assert response.headers["www-authenticate"] == "Bearer"

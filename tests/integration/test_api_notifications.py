@@ -1,6 +1,6 @@
 """Notifications end to end, on both databases: outcomes become signed events; the receiver is
 down (nothing listening, then failing) across an app restart, then up; every event arrives
-once, in order per contact."""
+once, in order per contact. Deliveries given up on are sent again when an admin asks."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import update
 
 from tests.integration.api_support import Api, running_api
 from tests.integration.results_support import Seeded, seed_results
 from voicebot.config import Settings
-from voicebot.db.models import Outcome
+from voicebot.db.models import NotificationDelivery, Outcome
+from voicebot.db.notifications import claim_due, enqueue, mark_delivered, mark_failed_attempt
 from voicebot.domain.types import Role
 from voicebot.notifications.signing import EVENT_ID, signature, verify
 
@@ -277,3 +279,203 @@ def test_the_signature_is_hmac_sha256_of_timestamp_and_body() -> None:
 
     expected = hmac.new(b"k" * 16, b"1700000000.{}", hashlib.sha256).hexdigest()
     assert signature("k" * 16, 1700000000, b"{}") == f"sha256={expected}"
+
+
+async def _failed(api: Api, n: int) -> bool:
+    return len(await _deliveries(api, status="failed")) == n
+
+
+async def test_deliveries_given_up_on_are_sent_again_when_an_admin_asks(fast: Settings) -> None:
+    """The receiver is down for longer than the give-up window: every delivery fails for good.
+    Once it is back, one request queues them again, each with a fresh window of retries."""
+    port = _free_port()
+    # A one-second window: with retries every 0.05-0.2 s, a few attempts each, then given up.
+    brief = fast.model_copy(update={"notification_give_up_hours": 1 / 3600})
+    receiver = Receiver(failures=3)
+    async with running_api(brief) as api:
+        seeded = await _seed(api)
+        await _wait_for(lambda: _events_made(api, 4))
+        endpoint = (
+            await api.http.post(
+                "/v1/notifications/endpoints",
+                json={"url": f"http://127.0.0.1:{port}/hook", "secret": SECRET},
+                headers=api.auth(Role.ADMIN),
+            )
+        ).json()
+        await _add_outcomes(api, seeded, KINDS)
+        await _wait_for(lambda: _failed(api, 8))
+        path = f"/v1/notifications/endpoints/{endpoint['id']}/redeliver"
+        for role in (Role.ANALYST, Role.OPERATOR):
+            refused = await api.http.post(path, headers=api.auth(role))
+            assert refused.status_code == 403
+        later = await api.http.post(
+            path, params={"since": "2099-01-01T00:00:00Z"}, headers=api.auth(Role.ADMIN)
+        )
+        assert later.json() == {"redelivered": 0}
+        async with listening(receiver, port):
+            # The receiver's first three answers fail again: retried, not given up at once
+            # (the window runs from the redelivery, not from the events' creation).
+            again = await api.http.post(path, headers=api.auth(Role.ADMIN))
+            assert again.status_code == 200, again.text
+            assert again.json() == {"redelivered": 8}
+            await _wait_for(lambda: _all_delivered(api, 8))
+        delivered = await _deliveries(api, status="delivered")
+        audit = await api.http.get(
+            "/v1/audit",
+            params={"target_type": "notification_endpoint"},
+            headers=api.auth(Role.ADMIN),
+        )
+    assert receiver.refused == 3
+    assert receiver.bad_signatures == 0
+    ids = [e["id"] for e in receiver.accepted]
+    assert sorted(ids) == sorted(d["event_id"] for d in delivered)
+    assert len(ids) == len(set(ids)) == 8
+    by_contact: dict[int, list[int]] = {}
+    for event in receiver.accepted:
+        by_contact.setdefault(event["contact_id"], []).append(event["id"])
+    assert all(events == sorted(events) for events in by_contact.values())
+    redeliveries = [e for e in audit.json()["items"] if e["action"].endswith("redeliver_failed")]
+    assert [e["details"]["redelivered"] for e in redeliveries] == [8, 0]
+
+
+async def test_one_delivery_is_sent_again_and_what_cannot_be_is_refused(
+    settings: Settings,
+) -> None:
+    """The rules, with the worker off so that nothing moves underneath: a pending delivery, an
+    unknown one and one to a deactivated endpoint are refused and left as they were."""
+    quiet = settings.model_copy(update={"notifications_enabled": False})
+    async with running_api(quiet) as api:
+        endpoint = (
+            await api.http.post(
+                "/v1/notifications/endpoints",
+                json={"url": "http://127.0.0.1:9/hook", "secret": SECRET},
+                headers=api.auth(Role.ADMIN),
+            )
+        ).json()
+        made = datetime.now(UTC) - timedelta(days=5)
+        async with api.sessionmaker() as session:
+            event_id = await enqueue(
+                session,
+                source_key="test:1",
+                event_type="risk_flag",
+                contact_id=None,
+                payload={"flag": "hardship"},
+                now=made,
+            )
+            await session.commit()
+        [pending] = await _deliveries(api)
+        assert pending["event_id"] == event_id
+        path = f"/v1/notifications/deliveries/{pending['id']}/redeliver"
+
+        still = await api.http.post(path, headers=api.auth(Role.ADMIN))
+        assert still.status_code == 409
+        assert still.json()["detail"]["error"] == "pending"
+        assert await _deliveries(api) == [pending]
+
+        async with api.sessionmaker() as session:
+            await session.execute(
+                update(NotificationDelivery)
+                .where(NotificationDelivery.id == pending["id"])
+                .values(status="failed", attempts=7, last_error="HTTP 503")
+            )
+            await session.commit()
+        assert (await api.http.post(path, headers=api.auth(Role.ANALYST))).status_code == 403
+        again = await api.http.post(path, headers=api.auth(Role.ADMIN))
+        assert again.status_code == 200, again.text
+        body = again.json()
+        assert (body["status"], body["attempts"], body["event_id"]) == ("pending", 0, event_id)
+        async with api.sessionmaker() as session:
+            row = await session.get(NotificationDelivery, pending["id"])
+            assert row is not None
+            # Due now, and given up only a whole window after now, not after the event's age.
+            assert row.queued_at > made + timedelta(days=4)
+            assert row.next_attempt_at == row.queued_at
+            assert row.created_at == made
+
+        unknown = await api.http.post(
+            "/v1/notifications/deliveries/999999/redeliver", headers=api.auth(Role.ADMIN)
+        )
+        assert unknown.status_code == 404
+        no_endpoint = await api.http.post(
+            "/v1/notifications/endpoints/999999/redeliver", headers=api.auth(Role.ADMIN)
+        )
+        assert no_endpoint.status_code == 404
+        naive = await api.http.post(
+            f"/v1/notifications/endpoints/{endpoint['id']}/redeliver",
+            params={"since": "2026-01-01T00:00:00"},
+            headers=api.auth(Role.ADMIN),
+        )
+        assert naive.status_code == 422
+
+        async with api.sessionmaker() as session:
+            await session.execute(
+                update(NotificationDelivery)
+                .where(NotificationDelivery.id == pending["id"])
+                .values(status="failed")
+            )
+            await session.commit()
+        gone = await api.http.delete(
+            f"/v1/notifications/endpoints/{endpoint['id']}", headers=api.auth(Role.ADMIN)
+        )
+        assert gone.status_code == 204
+        before = await _deliveries(api)
+        for refused_path in (path, f"/v1/notifications/endpoints/{endpoint['id']}/redeliver"):
+            refused = await api.http.post(refused_path, headers=api.auth(Role.ADMIN))
+            assert refused.status_code == 409
+            assert refused.json()["detail"]["error"] == "endpoint_inactive"
+        assert await _deliveries(api) == before
+
+        audit = await api.http.get(
+            "/v1/audit",
+            params={"target_type": "notification_delivery"},
+            headers=api.auth(Role.ADMIN),
+        )
+    assert [(e["action"], e["target_id"]) for e in audit.json()["items"]] == [
+        ("notifications.redeliver", str(pending["id"]))
+    ]
+
+
+async def test_a_late_answer_does_not_undo_a_later_attempt(settings: Settings) -> None:
+    """A sender whose lease ran out while it waited answers while another sender has the same
+    delivery on its way: its failure (given up) is not recorded, and the delivery is."""
+    quiet = settings.model_copy(update={"notifications_enabled": False})
+    async with running_api(quiet) as api:
+        await api.http.post(
+            "/v1/notifications/endpoints",
+            json={"url": "http://127.0.0.1:9/hook", "secret": SECRET},
+            headers=api.auth(Role.ADMIN),
+        )
+        now = datetime.now(UTC)
+        lease = timedelta(seconds=30)
+        async with api.sessionmaker() as session:
+            await enqueue(
+                session,
+                source_key="test:late",
+                event_type="complaint",
+                contact_id=None,
+                payload={},
+                now=now,
+            )
+            await session.commit()
+        async with api.sessionmaker() as session:
+            [first] = await claim_due(session, now=now, lease=lease, limit=10)
+        async with api.sessionmaker() as session:
+            assert await claim_due(session, now=now + lease / 2, lease=lease, limit=10) == []
+        async with api.sessionmaker() as session:
+            [second] = await claim_due(session, now=now + lease * 2, lease=lease, limit=10)
+        assert (first.attempt, second.attempt) == (1, 2)
+        # The first sender's request times out while the second's is still on its way.
+        async with api.sessionmaker() as session:
+            assert not await mark_failed_attempt(
+                session, first, error="ReadTimeout", status_code=None, retry_at=None
+            )
+        async with api.sessionmaker() as session:
+            assert await mark_delivered(
+                session, second, status_code=204, latency_ms=3.0, now=now + lease * 2
+            )
+        [delivery] = await _deliveries(api)
+    assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == (
+        "delivered",
+        2,
+        None,
+    )

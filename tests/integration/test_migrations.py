@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,14 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.engine import Connection
 
 from tests.conftest import POSTGRES_URL, _with_database
 from voicebot.db.migrate import alembic_config, upgrade
-from voicebot.db.models import Base
-from voicebot.db.session import make_engine
+from voicebot.db.models import Base, NotificationDelivery
+from voicebot.db.session import make_engine, make_sessionmaker
+from voicebot.db.types import UTCDateTime
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -72,3 +74,35 @@ async def test_downgrade_to_base_and_back(empty_db_url: str) -> None:
     assert await _tables(empty_db_url) <= {"alembic_version"}
     await asyncio.to_thread(upgrade, empty_db_url)
     assert await _diff(empty_db_url) == []
+
+
+async def test_deliveries_made_before_0005_are_queued_when_they_were_made(
+    empty_db_url: str,
+) -> None:
+    """0005 fills the new ``queued_at`` from each existing delivery's creation."""
+    await asyncio.to_thread(upgrade, empty_db_url, "0004")
+    made = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+    engine = make_engine(empty_db_url)
+    rows = {
+        "notification_endpoints": "INSERT INTO notification_endpoints "
+        "(id, url, secret, event_types, active, created_at) "
+        "VALUES (1, 'https://x.example/h', 'sixteen-char-secret', '[]', true, :at)",
+        "notification_events": "INSERT INTO notification_events "
+        "(id, source_key, type, contact_id, payload, created_at) "
+        "VALUES (1, 'k', 'complaint', NULL, '{}', :at)",
+        "notification_deliveries": "INSERT INTO notification_deliveries "
+        "(id, event_id, endpoint_id, contact_key, status, attempts, next_attempt_at, "
+        "created_at) VALUES (1, 1, 1, 0, 'failed', 9, :at, :at)",
+    }
+    try:
+        async with engine.begin() as conn:
+            for statement in rows.values():
+                at = bindparam("at", type_=UTCDateTime())
+                await conn.execute(text(statement).bindparams(at), {"at": made})
+        await asyncio.to_thread(upgrade, empty_db_url)
+        async with make_sessionmaker(engine)() as session:
+            delivery = await session.get(NotificationDelivery, 1)
+            assert delivery is not None
+            assert delivery.queued_at == delivery.created_at == made
+    finally:
+        await engine.dispose()

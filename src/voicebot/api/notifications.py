@@ -1,5 +1,6 @@
 """``/v1/notifications``: the endpoints that receive signed events (admins), and every delivery
-made or still owed (readable by analysts: events name loans and contacts, never numbers)."""
+made or still owed (readable by analysts: events name loans and contacts, never numbers).
+Admins can have a delivery made again: one, or every one given up on for an endpoint."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
 from voicebot.api.auth import Admin, Analyst
 from voicebot.api.deps import SessionDep
-from voicebot.api.errors import documented, not_found
+from voicebot.api.errors import api_error, documented, not_found
 from voicebot.api.result_schemas import decode_cursor, encode_cursor
 from voicebot.db import audit
-from voicebot.db.models import NotificationEndpoint
-from voicebot.db.notifications import list_deliveries
+from voicebot.db.models import NotificationDelivery, NotificationEndpoint, NotificationEvent
+from voicebot.db.notifications import (
+    NotRedeliverable,
+    list_deliveries,
+    redeliver,
+    redeliver_failed,
+)
 
 router = APIRouter(
     prefix="/v1/notifications", tags=["notifications"], responses=documented(401, 403)
@@ -90,6 +96,12 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
+class Redelivered(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"redelivered": 42}]})
+
+    redelivered: int = Field(description="Deliveries queued again, due now")
+
+
 def _endpoint_out(endpoint: NotificationEndpoint) -> EndpointOut:
     return EndpointOut(
         id=endpoint.id,
@@ -158,6 +170,42 @@ async def deactivate_endpoint(endpoint_id: int, principal: Admin, session: Sessi
     await session.commit()
 
 
+@router.post(
+    "/endpoints/{endpoint_id}/redeliver",
+    response_model=Redelivered,
+    responses=documented(404, 409, 422),
+)
+async def redeliver_failed_deliveries(
+    endpoint_id: int,
+    principal: Admin,
+    session: SessionDep,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Only deliveries made at or after this")
+    ] = None,
+) -> Redelivered:
+    """Queue again every delivery to this endpoint that was given up on (say the receiver was
+    down for longer than the give-up window): each is due now, with a fresh window of retries,
+    and goes out before its contact's later events."""
+    now = datetime.now(UTC)
+    try:
+        count = await redeliver_failed(session, endpoint_id, since=since, now=now)
+    except NotRedeliverable as exc:
+        raise api_error(409, exc.code, str(exc)) from None
+    if count is None:
+        raise not_found("notification endpoint", endpoint_id)
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="notifications.redeliver_failed",
+        target_type="notification_endpoint",
+        target_id=str(endpoint_id),
+        details={"redelivered": count, "since": None if since is None else since.isoformat()},
+        now=now,
+    )
+    await session.commit()
+    return Redelivered(redelivered=count)
+
+
 @router.get("/deliveries", response_model=DeliveryPage, responses=documented(422))
 async def read_deliveries(
     _: Analyst,
@@ -181,24 +229,58 @@ async def read_deliveries(
     )
     page = rows[:limit]
     return DeliveryPage(
-        items=[
-            DeliveryOut(
-                id=d.id,
-                event_id=e.id,
-                event_type=e.type,
-                contact_id=e.contact_id,
-                endpoint_id=d.endpoint_id,
-                status=d.status,
-                attempts=d.attempts,
-                next_attempt_at=d.next_attempt_at,
-                last_error=d.last_error,
-                response_status=d.response_status,
-                latency_ms=d.latency_ms,
-                created_at=d.created_at,
-                delivered_at=d.delivered_at,
-                payload=dict(e.payload),
-            )
-            for d, e in page
-        ],
+        items=[_delivery_out(d, e) for d, e in page],
         next_cursor=encode_cursor(page[-1][0].id) if len(rows) > limit else None,
+    )
+
+
+@router.post(
+    "/deliveries/{delivery_id}/redeliver",
+    response_model=DeliveryOut,
+    responses=documented(404, 409, 422),
+)
+async def redeliver_delivery(
+    delivery_id: int, principal: Admin, session: SessionDep
+) -> DeliveryOut:
+    """Queue a failed or delivered delivery again, due now with a fresh window of retries (say
+    the receiver lost what it was sent). The event keeps its id, so a receiver that already has
+    it can tell. 409 while it is still pending, or when its endpoint is deactivated."""
+    now = datetime.now(UTC)
+    try:
+        delivery = await redeliver(session, delivery_id, now=now)
+    except NotRedeliverable as exc:
+        raise api_error(409, exc.code, str(exc)) from None
+    if delivery is None:
+        raise not_found("notification delivery", delivery_id)
+    event = await session.get(NotificationEvent, delivery.event_id)
+    assert event is not None  # a delivery's event is deleted only with it
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="notifications.redeliver",
+        target_type="notification_delivery",
+        target_id=str(delivery_id),
+        details={"event_id": event.id, "endpoint_id": delivery.endpoint_id},
+        now=now,
+    )
+    await session.commit()
+    return _delivery_out(delivery, event)
+
+
+def _delivery_out(d: NotificationDelivery, e: NotificationEvent) -> DeliveryOut:
+    return DeliveryOut(
+        id=d.id,
+        event_id=e.id,
+        event_type=e.type,
+        contact_id=e.contact_id,
+        endpoint_id=d.endpoint_id,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at,
+        last_error=d.last_error,
+        response_status=d.response_status,
+        latency_ms=d.latency_ms,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+        payload=dict(e.payload),
     )

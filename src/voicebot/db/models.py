@@ -486,6 +486,8 @@ class NotificationDelivery(Base):
     response_status: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When it was made or last redelivered: retries are given up a while after this.
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -6,6 +6,11 @@ it), and :func:`collect_outcomes`, which turns newly stored outcomes (risk flags
 opt-outs) into events behind a cursor kept in ``outbox_cursors``. The cursor moves in the same
 transaction that writes the events, so a restart neither loses nor repeats one; each event's
 ``source_key`` is unique besides.
+
+A delivery given up on (the endpoint kept failing for the give-up window) or already made can be
+queued again by an admin (:func:`redeliver`, :func:`redeliver_failed`), say once a receiver that
+was down for days is back: it gets a fresh window of retries, and goes out before the contact's
+later pending events.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from voicebot.db.models import (
     OutboxCursor,
     Outcome,
 )
+from voicebot.db.session import rowcount
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ class Claimed:
     secret: str
     payload: dict[str, Any]
     attempt: int
+    queued_at: datetime  # made or last redelivered: the give-up window runs from here
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -98,6 +105,7 @@ async def enqueue(
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
+                    "queued_at": now,
                 }
                 for endpoint_id in subscribed
             ],
@@ -203,6 +211,7 @@ async def claim_due(
         select(
             NotificationDelivery.id,
             NotificationDelivery.attempts,
+            NotificationDelivery.queued_at,
             NotificationEvent.id,
             NotificationEvent.type,
             NotificationEvent.payload,
@@ -223,19 +232,31 @@ async def claim_due(
             secret=secret,
             payload=dict(payload),
             attempt=attempts,
+            queued_at=queued_at,
         )
-        for d_id, attempts, e_id, e_type, payload, url, secret in rows
+        for d_id, attempts, queued_at, e_id, e_type, payload, url, secret in rows
     ]
     await session.commit()
     return claimed
 
 
+def _still_leased(claimed: Claimed) -> Any:
+    """The delivery as it was claimed: not since settled by another sender whose lease on it
+    came after this one's had expired (a late answer must not undo a later attempt)."""
+    return and_(
+        NotificationDelivery.id == claimed.delivery_id,
+        NotificationDelivery.status == PENDING,
+        NotificationDelivery.attempts == claimed.attempt,
+    )
+
+
 async def mark_delivered(
-    session: AsyncSession, delivery_id: int, *, status_code: int, latency_ms: float, now: datetime
-) -> None:
-    await session.execute(
+    session: AsyncSession, claimed: Claimed, *, status_code: int, latency_ms: float, now: datetime
+) -> bool:
+    """False when a later attempt has already settled the delivery. Commits."""
+    result = await session.execute(
         update(NotificationDelivery)
-        .where(NotificationDelivery.id == delivery_id)
+        .where(_still_leased(claimed))
         .values(
             status=DELIVERED,
             delivered_at=now,
@@ -244,20 +265,22 @@ async def mark_delivered(
             lease_expires_at=None,
             last_error=None,
         )
+        .execution_options(synchronize_session=False)
     )
     await session.commit()
+    return bool(rowcount(result))
 
 
 async def mark_failed_attempt(
     session: AsyncSession,
-    delivery_id: int,
+    claimed: Claimed,
     *,
     error: str,
     status_code: int | None,
     retry_at: datetime | None,
-    now: datetime,
-) -> None:
-    """The attempt failed: try again at ``retry_at``, or give up (``None``). Commits."""
+) -> bool:
+    """The attempt failed: try again at ``retry_at``, or give up (``None``). False when a later
+    attempt has already settled the delivery. Commits."""
     values: dict[str, Any] = {
         "last_error": error[:2000],
         "response_status": status_code,
@@ -267,10 +290,93 @@ async def mark_failed_attempt(
         values["status"] = FAILED
     else:
         values["next_attempt_at"] = retry_at
-    await session.execute(
-        update(NotificationDelivery).where(NotificationDelivery.id == delivery_id).values(**values)
+    result = await session.execute(
+        update(NotificationDelivery)
+        .where(_still_leased(claimed))
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
     await session.commit()
+    return bool(rowcount(result))
+
+
+class NotRedeliverable(Exception):
+    """Nothing can be queued again; ``code`` says why (``pending``, ``endpoint_inactive``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _inactive(endpoint_id: int) -> NotRedeliverable:
+    return NotRedeliverable(
+        "endpoint_inactive",
+        f"notification endpoint {endpoint_id} is deactivated; nothing is sent to it",
+    )
+
+
+def _requeue(now: datetime) -> dict[str, Any]:
+    return {
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "queued_at": now,
+        "lease_expires_at": None,
+        "delivered_at": None,
+    }
+
+
+async def redeliver(
+    session: AsyncSession, delivery_id: int, *, now: datetime
+) -> NotificationDelivery | None:
+    """Queue a failed or delivered delivery again, due now; None when there is no such delivery.
+    Raises :class:`NotRedeliverable` when it is still pending or its endpoint is deactivated.
+    The caller commits (with its audit entry)."""
+    await begin_writing(session)
+    query = select(NotificationDelivery, NotificationEndpoint.active).join(
+        NotificationEndpoint, NotificationEndpoint.id == NotificationDelivery.endpoint_id
+    )
+    query = query.where(NotificationDelivery.id == delivery_id)
+    if is_postgres(session):
+        # Two admins asking at once queue it once: the second then finds it pending.
+        query = query.with_for_update(of=NotificationDelivery)
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        return None
+    delivery, active = row
+    if delivery.status == PENDING:
+        raise NotRedeliverable(
+            "pending", f"notification delivery {delivery_id} is still pending: it will be sent"
+        )
+    if not active:
+        raise _inactive(delivery.endpoint_id)
+    for name, value in _requeue(now).items():
+        setattr(delivery, name, value)
+    await session.flush()
+    return delivery
+
+
+async def redeliver_failed(
+    session: AsyncSession, endpoint_id: int, *, since: datetime | None, now: datetime
+) -> int | None:
+    """Queue again every delivery to the endpoint that was given up on (made at ``since`` or
+    later, when given); how many, or None when there is no such endpoint. Raises
+    :class:`NotRedeliverable` when the endpoint is deactivated. The caller commits (with its
+    audit entry)."""
+    active = await session.scalar(
+        select(NotificationEndpoint.active).where(NotificationEndpoint.id == endpoint_id)
+    )
+    if active is None:
+        return None
+    if not active:
+        raise _inactive(endpoint_id)
+    query = update(NotificationDelivery).where(
+        NotificationDelivery.endpoint_id == endpoint_id, NotificationDelivery.status == FAILED
+    )
+    if since is not None:
+        query = query.where(NotificationDelivery.created_at >= since)
+    query = query.values(**_requeue(now)).execution_options(synchronize_session=False)
+    return rowcount(await session.execute(query))
 
 
 async def list_deliveries(

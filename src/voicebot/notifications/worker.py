@@ -3,9 +3,10 @@
 Each round: turn new outcomes into events, judge promises whose last day has passed (every
 ``promise_sweep_seconds``), then lease the deliveries that are due and POST them, signed, all
 at once (each contact's own events one after the other: see ``claim_due``). A 2xx marks a
-delivery delivered; anything else is retried with exponential back-off until it is too old,
-then marked failed. Leases make a delivery whose sender died due again; several app processes
-may run workers on one PostgreSQL database.
+delivery delivered; anything else is retried with exponential back-off until it has been
+failing for ``notification_give_up_hours`` since it was queued, then marked failed (an admin
+can queue it again: ``db.notifications.redeliver``). Leases make a delivery whose sender died
+due again; several app processes may run workers on one PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voicebot import metrics
 from voicebot.config import Settings
-from voicebot.db.models import NotificationDelivery, NotificationEvent, OutboxCursor, Outcome
+from voicebot.db.models import NotificationDelivery, OutboxCursor, Outcome
 from voicebot.db.notifications import (
     PENDING,
     Claimed,
@@ -38,7 +39,9 @@ from voicebot.notifications.signing import signed_headers
 log = logging.getLogger(__name__)
 
 _BATCH = 200
-_LEASE = timedelta(seconds=60)
+# How long a sender holds what it claimed beyond its request's timeout: a lease that ran out
+# while the POST was still waiting would have the delivery sent twice.
+_LEASE_MARGIN = timedelta(seconds=60)
 
 
 class NotificationWorker:
@@ -52,6 +55,7 @@ class NotificationWorker:
         self._maker = sessionmaker
         self._http = http
         self._next_sweep = 0.0
+        self._lease = timedelta(seconds=settings.notification_timeout_seconds) + _LEASE_MARGIN
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; a failing round is logged and the next one tried."""
@@ -81,7 +85,7 @@ class NotificationWorker:
         if not await self._anything_due(now):
             return False
         async with self._maker() as session:
-            claimed = await claim_due(session, now=now, lease=_LEASE, limit=_BATCH)
+            claimed = await claim_due(session, now=now, lease=self._lease, limit=_BATCH)
         await asyncio.gather(*(self._deliver(c) for c in claimed))
         return bool(claimed)
 
@@ -139,47 +143,47 @@ class NotificationWorker:
         metrics.NOTIFICATION_SECONDS.labels(
             result="delivered" if error is None else "failed"
         ).observe(elapsed)
+        retry_at: datetime | None = None
         async with self._maker() as session:
             if error is None:
-                await mark_delivered(
+                settled = await mark_delivered(
                     session,
-                    claimed.delivery_id,
+                    claimed,
                     status_code=status or 0,
                     latency_ms=elapsed * 1000,
                     now=now,
                 )
-                return
-            retry_at = await self._retry_at(session, claimed, now)
-            await mark_failed_attempt(
-                session,
+            else:
+                retry_at = self._retry_at(claimed, now)
+                settled = await mark_failed_attempt(
+                    session, claimed, error=error, status_code=status, retry_at=retry_at
+                )
+        if not settled:
+            log.warning(
+                "notification %s (event %s, attempt %d) answered after its lease ran out and "
+                "was sent again meanwhile; this answer is not recorded",
                 claimed.delivery_id,
-                error=error,
-                status_code=status,
-                retry_at=retry_at,
-                now=now,
+                claimed.event_id,
+                claimed.attempt,
             )
-        log.warning(
-            "notification %s (event %s, attempt %d) failed: %s; %s",
-            claimed.delivery_id,
-            claimed.event_id,
-            claimed.attempt,
-            error,
-            "giving up" if retry_at is None else f"retrying at {retry_at.isoformat()}",
-        )
+        elif error is not None:
+            log.warning(
+                "notification %s (event %s, attempt %d) failed: %s; %s",
+                claimed.delivery_id,
+                claimed.event_id,
+                claimed.attempt,
+                error,
+                "giving up" if retry_at is None else f"retrying at {retry_at.isoformat()}",
+            )
 
-    async def _retry_at(
-        self, session: AsyncSession, claimed: Claimed, now: datetime
-    ) -> datetime | None:
+    def _retry_at(self, claimed: Claimed, now: datetime) -> datetime | None:
+        """When to try again, backing off; None (give up) once the delivery has been failing for
+        the give-up window since it was queued (made, or redelivered)."""
         settings = self._settings
+        if now - claimed.queued_at > timedelta(hours=settings.notification_give_up_hours):
+            return None
         delay = min(
             settings.notification_retry_base_seconds * 2 ** (claimed.attempt - 1),
             settings.notification_retry_max_seconds,
         )
-        created = await session.scalar(
-            select(NotificationEvent.created_at).where(NotificationEvent.id == claimed.event_id)
-        )
-        if created is not None and now - created > timedelta(
-            hours=settings.notification_give_up_hours
-        ):
-            return None
         return now + timedelta(seconds=delay)
