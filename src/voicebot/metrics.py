@@ -48,3 +48,8 @@ NOTIFICATION_SECONDS = Histogram(
 NOTIFICATIONS_PENDING = Gauge(
     "voicebot_notifications_pending", "Notification deliveries not yet made"
 )
+NOTIFICATIONS_GIVEN_UP = Counter(
+    "voicebot_notifications_given_up_total",
+    "Notification deliveries given up on after failing for the give-up window (alert on its "
+    "increase: the endpoint has not had them; an admin can send them again)",
+)

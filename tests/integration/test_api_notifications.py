@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from tests.integration.api_support import Api, running_api
@@ -292,6 +293,7 @@ async def test_deliveries_given_up_on_are_sent_again_when_an_admin_asks(fast: Se
     # A one-second window: with retries every 0.05-0.2 s, a few attempts each, then given up.
     brief = fast.model_copy(update={"notification_give_up_hours": 1 / 3600})
     receiver = Receiver(failures=3)
+    given_up = REGISTRY.get_sample_value("voicebot_notifications_given_up_total") or 0.0
     async with running_api(brief) as api:
         seeded = await _seed(api)
         await _wait_for(lambda: _events_made(api, 4))
@@ -304,6 +306,7 @@ async def test_deliveries_given_up_on_are_sent_again_when_an_admin_asks(fast: Se
         ).json()
         await _add_outcomes(api, seeded, KINDS)
         await _wait_for(lambda: _failed(api, 8))
+        assert REGISTRY.get_sample_value("voicebot_notifications_given_up_total") == given_up + 8
         path = f"/v1/notifications/endpoints/{endpoint['id']}/redeliver"
         for role in (Role.ANALYST, Role.OPERATOR):
             refused = await api.http.post(path, headers=api.auth(role))

@@ -167,6 +167,8 @@ class NotificationWorker:
                 claimed.attempt,
             )
         elif error is not None:
+            if retry_at is None:
+                metrics.NOTIFICATIONS_GIVEN_UP.inc()
             log.warning(
                 "notification %s (event %s, attempt %d) failed: %s; %s",
                 claimed.delivery_id,
