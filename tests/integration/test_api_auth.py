@@ -47,6 +47,7 @@ ROUTE_ROLES = {
     ("PUT", "/v1/campaigns/{campaign_id}/promise-policy"): Role.OPERATOR,
     ("POST", "/v1/notifications/endpoints"): Role.ADMIN,
     ("GET", "/v1/notifications/endpoints"): Role.ADMIN,
+    ("PATCH", "/v1/notifications/endpoints/{endpoint_id}"): Role.ADMIN,
     ("DELETE", "/v1/notifications/endpoints/{endpoint_id}"): Role.ADMIN,
     ("POST", "/v1/notifications/endpoints/{endpoint_id}/redeliver"): Role.ADMIN,
     ("GET", "/v1/notifications/deliveries"): Role.ANALYST,

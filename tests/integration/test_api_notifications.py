@@ -34,6 +34,7 @@ class Receiver:
     """An HTTP endpoint that refuses the first ``failures`` requests (503), then accepts."""
 
     failures: int = 0
+    secret: str = SECRET
     accepted: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     bad_signatures: int = 0
@@ -48,7 +49,7 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        if not verify(SECRET, {k.title(): v for k, v in headers.items()}, body):
+        if not verify(self.secret, {k.title(): v for k, v in headers.items()}, body):
             self.bad_signatures += 1
         if self.failures > 0:
             self.failures -= 1
@@ -272,6 +273,74 @@ async def test_only_subscribed_types_go_to_an_endpoint_and_admins_manage_them(
                 "/v1/notifications/endpoints", json=bad, headers=api.auth(Role.ADMIN)
             )
             assert response.status_code == 422
+
+
+async def test_an_admin_changes_an_endpoint_and_rotates_its_secret(fast: Settings) -> None:
+    port = _free_port()
+    receiver = Receiver()
+    new_secret = "fedcba9876543210-the-new-secret"
+    async with listening(receiver, port), running_api(fast) as api:
+        seeded = await _seed(api)
+        await _wait_for(lambda: _events_made(api, 4))
+        admin = api.auth(Role.ADMIN)
+        endpoint = (
+            await api.http.post(
+                "/v1/notifications/endpoints",
+                json={"url": f"http://127.0.0.1:{port}/old", "secret": SECRET},
+                headers=admin,
+            )
+        ).json()
+        path = f"/v1/notifications/endpoints/{endpoint['id']}"
+        await _add_outcomes(api, seeded, [(0, "complaint")])
+        await _wait_for(lambda: _all_delivered(api, 1))
+
+        # The receiver accepts the new secret from now on; the endpoint is changed to match.
+        receiver.secret = new_secret
+        changed = await api.http.patch(
+            path,
+            json={
+                "secret": new_secret,
+                "url": f"http://127.0.0.1:{port}/new",
+                "event_types": ["risk_flag"],
+            },
+            headers=admin,
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["url"].endswith("/new")
+        assert changed.json()["event_types"] == ["risk_flag"]
+        assert "secret" not in changed.json()
+        await _add_outcomes(api, seeded, [(1, "complaint"), (1, "risk_flag")])
+        await _wait_for(lambda: _all_delivered(api, 2))
+        assert [e["type"] for e in receiver.accepted] == ["complaint", "risk_flag"]
+        assert receiver.bad_signatures == 0
+
+        before = (await api.http.get("/v1/notifications/endpoints", headers=admin)).json()
+        for bad in (
+            {},
+            {"secret": None},
+            {"secret": "short"},
+            {"url": "ftp://x"},
+            {"event_types": ["gossip"]},
+            {"active": True, "colour": "red"},
+        ):
+            response = await api.http.patch(path, json=bad, headers=admin)
+            assert response.status_code == 422, (bad, response.text)
+        unknown = await api.http.patch(
+            "/v1/notifications/endpoints/999999", json={"active": True}, headers=admin
+        )
+        assert unknown.status_code == 404
+        after = (await api.http.get("/v1/notifications/endpoints", headers=admin)).json()
+        assert after == before
+
+        assert (await api.http.delete(path, headers=admin)).status_code == 204
+        back = await api.http.patch(path, json={"active": True}, headers=admin)
+        assert back.json()["active"] is True
+        audit = await api.http.get(
+            "/v1/audit", params={"target_type": "notification_endpoint"}, headers=admin
+        )
+    actions = [e["action"] for e in audit.json()["items"]]
+    assert actions.count("notifications.endpoint_change") == 2
+    assert new_secret not in audit.text and SECRET not in audit.text
 
 
 def test_the_signature_is_hmac_sha256_of_timestamp_and_body() -> None:

@@ -9,7 +9,15 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy import select
 
 from voicebot.api.auth import Admin, Analyst
@@ -64,6 +72,38 @@ class EndpointIn(BaseModel):
     event_types: list[EventType] = Field(
         default_factory=list, description="What to send; empty means every type"
     )
+
+
+class EndpointPatch(BaseModel):
+    """What to change; what is left out stays as it is."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"secret": "the-receiver's-new-shared-secret"},
+                {"event_types": ["risk_flag"], "active": True},
+            ]
+        },
+    )
+
+    url: AnyHttpUrl | None = None
+    secret: Annotated[str, StringConstraints(min_length=16, max_length=200)] | None = Field(
+        default=None, description="A new HMAC-SHA256 key, for the attempts from now on"
+    )
+    event_types: list[EventType] | None = Field(
+        default=None, description="What to send from now on; empty means every type"
+    )
+    active: bool | None = Field(default=None, description="false stops new events; true resumes")
+
+    @model_validator(mode="after")
+    def _something(self) -> EndpointPatch:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of url, secret, event_types, active")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class EndpointOut(BaseModel):
@@ -147,6 +187,42 @@ async def create_endpoint(body: EndpointIn, principal: Admin, session: SessionDe
 async def list_endpoints(_: Admin, session: SessionDep) -> list[EndpointOut]:
     rows = await session.scalars(select(NotificationEndpoint).order_by(NotificationEndpoint.id))
     return [_endpoint_out(e) for e in rows]
+
+
+@router.patch(
+    "/endpoints/{endpoint_id}", response_model=EndpointOut, responses=documented(404, 422)
+)
+async def change_endpoint(
+    endpoint_id: int, body: EndpointPatch, principal: Admin, session: SessionDep
+) -> EndpointOut:
+    """Change where events go, what is sent or the secret they are signed with (say to rotate
+    it: have the receiver accept both, change it here, then retire the old one), or reactivate
+    the endpoint. Every attempt from now on, retries of earlier events included, uses the new
+    values. The secret is never shown, nor written in the audit log."""
+    endpoint = await session.get(NotificationEndpoint, endpoint_id)
+    if endpoint is None:
+        raise not_found("notification endpoint", endpoint_id)
+    changed: dict[str, Any] = {}
+    if body.url is not None:
+        endpoint.url = changed["url"] = str(body.url)
+    if body.secret is not None:
+        endpoint.secret = body.secret
+        changed["secret"] = "changed"
+    if body.event_types is not None:
+        endpoint.event_types = changed["event_types"] = sorted({e.value for e in body.event_types})
+    if body.active is not None:
+        endpoint.active = changed["active"] = body.active
+    audit.record(
+        session,
+        actor=principal.actor,
+        action="notifications.endpoint_change",
+        target_type="notification_endpoint",
+        target_id=str(endpoint_id),
+        details=changed,
+        now=datetime.now(UTC),
+    )
+    await session.commit()
+    return _endpoint_out(endpoint)
 
 
 @router.delete(
