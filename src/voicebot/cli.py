@@ -120,7 +120,7 @@ class LogLevelName(StrEnum):
 
 
 def _configure_logging(level: LogLevelName, settings: Settings | None = None) -> None:
-    """Plain text, or JSON lines (VOICEBOT_LOG_JSON) without numbers or the auth token."""
+    """Plain text, or JSON lines (VOICEBOT_LOG_JSON), without numbers or secrets."""
     from voicebot.logs import configure_logging
 
     configure_logging(
@@ -168,8 +168,8 @@ def serve(
             # Webhook signatures use VOICEBOT_PUBLIC_BASE_URL, not forwarded headers; these only
             # make the access log show the real client behind a local proxy.
             "proxy_headers": True,
-            # JSON logs: uvicorn's own loggers pass their records to ours.
-            "log_config": None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
+            # uvicorn's own loggers pass their records to ours, which redact them.
+            "log_config": None,
         }
         if workers == 1:
             application = create_app(settings, run_dialer=False if no_dialer else None)

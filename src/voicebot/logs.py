@@ -1,10 +1,11 @@
-"""Logging as JSON lines: one object per record, with the call id it concerns, and neither
-phone numbers nor secrets in it.
+"""Logging as plain text or JSON lines (one object per record, with the call id it concerns),
+with neither phone numbers nor secrets in either.
 
 The call id comes from ``extra={"call_id": …}``, else from :func:`bound_call` around the work,
 else from the message's own "call 123" (how the code base words its call logs). Anything that
-looks like a phone number (eight digits or more) is masked, and registered secrets are replaced,
-in the message and the traceback alike, whatever logged them.
+looks like a phone number (eight digits or more, or spoken: ``domain.privacy.mask_numbers``) is
+masked, and registered secrets and anything shaped like an API key are replaced, in the message
+and the traceback alike, whatever logged them: uvicorn's access log included.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from voicebot.domain.phones import mask_phone
+from voicebot.domain.privacy import mask_numbers
 
 _OURS = "_voicebot_handler"
 _CALL_ID: ContextVar[int | None] = ContextVar("voicebot_call_id", default=None)
 _CALL_IN_MESSAGE = re.compile(r"\bcall (\d+)\b")
-# A run of 8+ digits, optionally with a leading + and single spaces/dashes between digits; an
-# ISO date (and what follows it) is not one.
-_PHONE = re.compile(r"(?<![\w+-])(?!\d{4}-\d{2}-\d{2})\+?\d(?:[ -]?\d){7,}(?!\w)")
+# An API key (db.apikeys: vb_<prefix>_<secret>), say one pasted into a URL: its prefix is kept.
+_API_KEY = re.compile(r"\b(vb_[0-9a-f]{12}_)[A-Za-z0-9_-]+")
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @contextlib.contextmanager
@@ -43,9 +44,18 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[secret]")
-    return _PHONE.sub(
-        lambda m: mask_phone("".join(c for c in m.group() if c in "+0123456789")), text
-    )
+    return mask_numbers(_API_KEY.sub(r"\1[secret]", text))
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, redacted like the JSON lines."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__(_TEXT_FORMAT)
+        self._secrets = tuple(s for s in secrets if len(s) >= 4)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
 
 
 class JsonFormatter(logging.Formatter):
@@ -86,15 +96,12 @@ def configure_logging(
         return
     handler = logging.StreamHandler(stream or sys.stderr)
     setattr(handler, _OURS, True)
-    if json_lines:
-        handler.setFormatter(JsonFormatter(secrets))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter(secrets) if json_lines else TextFormatter(secrets))
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    if json_lines:
-        # uvicorn's loggers keep their own handlers unless told to pass records up.
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-            uvicorn_log = logging.getLogger(name)
-            uvicorn_log.handlers[:] = []
-            uvicorn_log.propagate = True
+    # uvicorn's loggers keep their own handlers unless told to pass records up: its access log
+    # would show a key pasted into a URL, and its error log a failed request's traceback.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_log = logging.getLogger(name)
+        uvicorn_log.handlers[:] = []
+        uvicorn_log.propagate = True

@@ -155,7 +155,7 @@ async def test_a_call_reads_with_its_timeline_transcript_outcomes_and_recording(
     assert call["events"][1]["duration_seconds"] == 75
     assert "+8613812345678" not in response.text  # the raw payload's To is not shown
     assert [(t["seq"], t["speaker"], t["text"]) for t in call["transcript"]] == [
-        (0, "bot", "您好，请问是张三吗？"),
+        (0, "bot", "您好，请问是张*吗？"),  # the borrower's name, masked for an analyst
         (1, "borrower", "是我"),
     ]
     assert [(o["type"], o["promise_status"]) for o in call["outcomes"]] == [

@@ -23,8 +23,9 @@ from voicebot.api.result_schemas import (
     encode_cursor,
     shown_name,
     shown_phone,
+    shown_text,
 )
-from voicebot.db.models import Call, CarrierEvent
+from voicebot.db.models import Call, CarrierEvent, TranscriptTurn
 from voicebot.db.promises import promise_statuses
 from voicebot.db.results import CALL_ROW_COLUMNS, CallFilter, call_detail, find_calls
 from voicebot.domain.types import CallStatus, Disposition, OutcomeType
@@ -121,12 +122,18 @@ async def read_call(call_id: int, principal: Analyst, session: ReadSessionDep) -
         stream_error=call.stream_error,
         recording_url=call.recording_url,
         events=[_event_out(e) for e in detail.events],
-        transcript=[TurnOut.model_validate(t, from_attributes=True) for t in detail.turns],
+        transcript=[_turn_out(t, detail.contact_name, principal) for t in detail.turns],
         outcomes=[
             outcome_out(o, detail.contact_name, principal, statuses.get(o.id))
             for o in detail.outcomes
         ],
     )
+
+
+def _turn_out(turn: TranscriptTurn, name: str | None, principal: Principal) -> TurnOut:
+    out = TurnOut.model_validate(turn, from_attributes=True)
+    text = shown_text(principal, out.text, name)
+    return out if text == out.text else out.model_copy(update={"text": text})
 
 
 def _event_out(event: CarrierEvent) -> CarrierEventOut:

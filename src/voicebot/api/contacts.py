@@ -38,7 +38,7 @@ from voicebot.domain.contacts import (
     check_region,
     parse_upload,
 )
-from voicebot.domain.phones import mask_phone
+from voicebot.domain.privacy import mask_name, mask_phone, mask_text
 from voicebot.domain.types import CampaignStatus
 
 log = logging.getLogger(__name__)
@@ -310,17 +310,24 @@ def _contact_out(
     contact: Contact, principal: Principal, *, callbacks: Sequence[CallBack] | None = None
 ) -> ContactOut:
     show = principal.sees_phone_numbers
+    fields = dict(contact.fields or {})
     return ContactOut(
         id=contact.id,
         external_id=contact.external_id,
-        name=contact.name,
+        name=contact.name if show else mask_name(contact.name),
         time_zone=contact.time_zone,
         loan_id=contact.loan_id,
         amount_due=contact.amount_due,
         currency=contact.currency,
         due_date=contact.due_date,
         days_past_due=contact.days_past_due,
-        fields=dict(contact.fields or {}),
+        # Columns an import added (an address, a second contact's number): numbers and the
+        # borrower's name masked inside them too.
+        fields=fields
+        if show
+        else {
+            k: mask_text(v, contact.name) if isinstance(v, str) else v for k, v in fields.items()
+        },
         phones=[
             PhoneOut(
                 number=p.e164 if show else mask_phone(p.e164),

@@ -24,7 +24,7 @@ from voicebot.api.calls import call_filter
 from voicebot.api.deps import SessionDep
 from voicebot.api.errors import documented
 from voicebot.api.outcomes import outcome_filter
-from voicebot.api.result_schemas import shown_name, shown_phone
+from voicebot.api.result_schemas import shown_data, shown_name, shown_phone
 from voicebot.db import audit
 from voicebot.db.promises import PENDING, promise_statuses
 from voicebot.db.results import (
@@ -127,7 +127,7 @@ async def export_outcomes(
                 return
             out = []
             for outcome, name in page:
-                data = dict(outcome.data or {})
+                data = shown_data(principal, outcome.data, name)
                 status = statuses.get(outcome.id, PENDING) if outcome.type == "promise" else None
                 out.append(
                     [

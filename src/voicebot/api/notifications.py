@@ -20,10 +20,10 @@ from pydantic import (
 )
 from sqlalchemy import select
 
-from voicebot.api.auth import Admin, Analyst
+from voicebot.api.auth import Admin, Analyst, Principal
 from voicebot.api.deps import SessionDep
 from voicebot.api.errors import api_error, documented, not_found
-from voicebot.api.result_schemas import decode_cursor, encode_cursor
+from voicebot.api.result_schemas import decode_cursor, encode_cursor, shown_data
 from voicebot.db import audit
 from voicebot.db.models import NotificationDelivery, NotificationEndpoint, NotificationEvent
 from voicebot.db.notifications import (
@@ -284,7 +284,7 @@ async def redeliver_failed_deliveries(
 
 @router.get("/deliveries", response_model=DeliveryPage, responses=documented(422))
 async def read_deliveries(
-    _: Analyst,
+    principal: Analyst,
     session: SessionDep,
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     event_type: EventType | None = None,
@@ -305,7 +305,7 @@ async def read_deliveries(
     )
     page = rows[:limit]
     return DeliveryPage(
-        items=[_delivery_out(d, e) for d, e in page],
+        items=[_delivery_out(d, e, principal) for d, e in page],
         next_cursor=encode_cursor(page[-1][0].id) if len(rows) > limit else None,
     )
 
@@ -340,10 +340,16 @@ async def redeliver_delivery(
         now=now,
     )
     await session.commit()
-    return _delivery_out(delivery, event)
+    return _delivery_out(delivery, event, principal)
 
 
-def _delivery_out(d: NotificationDelivery, e: NotificationEvent) -> DeliveryOut:
+def _delivery_out(
+    d: NotificationDelivery, e: NotificationEvent, principal: Principal
+) -> DeliveryOut:
+    payload = dict(e.payload)
+    if isinstance(payload.get("data"), dict):
+        # What the endpoint is sent whole, analysts see as they see the outcome it came from.
+        payload["data"] = shown_data(principal, payload["data"], None)
     return DeliveryOut(
         id=d.id,
         event_id=e.id,
@@ -358,5 +364,5 @@ def _delivery_out(d: NotificationDelivery, e: NotificationEvent) -> DeliveryOut:
         latency_ms=d.latency_ms,
         created_at=d.created_at,
         delivered_at=d.delivered_at,
-        payload=dict(e.payload),
+        payload=payload,
     )

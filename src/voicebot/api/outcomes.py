@@ -17,6 +17,7 @@ from voicebot.api.result_schemas import (
     OutcomePage,
     decode_cursor,
     encode_cursor,
+    shown_data,
     shown_name,
 )
 from voicebot.db.models import Outcome
@@ -68,7 +69,7 @@ def outcome_out(
         campaign_id=outcome.campaign_id,
         created_at=outcome.created_at,
         promise_status=(status or PENDING) if outcome.type == OutcomeType.PROMISE else None,
-        **dict(outcome.data or {}),
+        **shown_data(principal, outcome.data, contact_name),
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voicebot.api.auth import Principal
 from voicebot.api.errors import api_error
-from voicebot.domain.privacy import mask_name, mask_phone
+from voicebot.domain.privacy import mask_data, mask_name, mask_phone, mask_text
 
 _CALL_EXAMPLE: dict[str, Any] = {
     "id": 1201,
@@ -61,6 +62,20 @@ def shown_name(principal: Principal, name: str | None) -> str | None:
     if name is None:
         return None
     return name if principal.sees_phone_numbers else mask_name(name)
+
+
+def shown_text(principal: Principal, text: str, name: str | None) -> str:
+    """Free text (a transcript turn) with the borrower's name and numbers masked for analysts."""
+    return text if principal.sees_phone_numbers else mask_text(text, name)
+
+
+def shown_data(
+    principal: Principal, data: Mapping[str, Any] | None, name: str | None
+) -> dict[str, Any]:
+    """An outcome's fields, their free text masked for analysts."""
+    if principal.sees_phone_numbers:
+        return dict(data or {})
+    return mask_data(data or {}, name)
 
 
 def encode_cursor(last_id: int) -> str:

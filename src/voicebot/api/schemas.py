@@ -241,14 +241,16 @@ class CallBackOut(BaseModel):
 class ContactOut(BaseModel):
     id: int
     external_id: str
-    name: str
+    name: str = Field(description="Masked for the analyst role, as the numbers are")
     time_zone: str
     loan_id: str | None
     amount_due: Decimal | None
     currency: str | None
     due_date: date | None
     days_past_due: int | None
-    fields: dict[str, Any]
+    fields: dict[str, Any] = Field(
+        description="The import's other columns; for analysts, numbers and the name masked"
+    )
     phones: list[PhoneOut]
     created_at: datetime
     updated_at: datetime

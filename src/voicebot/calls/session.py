@@ -476,10 +476,11 @@ class CallSession:
                 self._after_step()
 
     def _utterance(self, event: SpeechEnded) -> None:
+        # What was said is the transcript's, never the log's: it may hold numbers and names.
         log.debug(
-            "call %s heard %r (confidence %.2f%s)",
+            "call %s heard %d characters (confidence %.2f%s)",
             self.call_id,
-            event.text,
+            len(event.text),
             event.confidence,
             ", unknown words" if event.unknown else "",
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,7 @@ class Claimed:
     event_id: int
     event_type: str
     url: str
-    secret: str
+    secret: str = field(repr=False)
     payload: dict[str, Any]
     attempt: int
     queued_at: datetime  # made or last redelivered: the give-up window runs from here

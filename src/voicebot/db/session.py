@@ -36,15 +36,21 @@ def make_engine(
     thousands of times with array parameters: PostgreSQL cannot estimate an array parameter's
     length in a generic plan, so it keeps planning such a statement afresh on every execution,
     which can cost as much as running it."""
+    # A failed statement's error never carries its parameters (numbers, names, what was said)
+    # into a log or traceback.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {}
     if plan_once:
         connect_args["server_settings"] = {"plan_cache_mode": "force_generic_plan"}
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args=connect_args,
+        hide_parameters=True,
     )
     _ping_when_idle(engine, ping_after_idle_seconds)
     return engine

@@ -1,4 +1,4 @@
-"""JSON log lines: the call id is carried, phone numbers and secrets never are."""
+"""Log lines, JSON or text: the call id is carried (JSON), phone numbers and secrets never are."""
 
 from __future__ import annotations
 
@@ -74,6 +74,53 @@ def test_short_numbers_and_ids_stay() -> None:
     text = "attempt 3 of 5, 1200.00 CNY, due 2026-11-28 14:30, call 1234"
     assert redact(text) == text
     assert redact("+1 415 555 0100 / 138-1234-5678") == "+141****0100 / 138****5678"
+
+
+def test_numbers_in_chinese_text_spoken_numbers_and_api_keys_are_masked() -> None:
+    assert redact("新号码是13812345678吗") == "新号码是138****5678吗"
+    assert redact("heard 一三八 一二三四 五六七八 and 일이삼사 오육칠팔") == "heard **** and ****"
+    assert redact("heard one three eight one two three four five six seven eight") == ("heard ****")
+    assert redact('"PATCH /v1/api-keys/vb_0123456789ab_Zx-9_aB HTTP/1.1" 422') == (
+        '"PATCH /v1/api-keys/vb_0123456789ab_[secret] HTTP/1.1" 422'
+    )
+
+
+@pytest.fixture
+def text_lines() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    access = logging.getLogger("uvicorn.access")
+    saved_access = (access.handlers[:], access.propagate)
+    root.handlers[:] = []
+    stream = io.StringIO()
+    configure_logging("info", json_lines=False, secrets=["s3cr3t-token"], stream=stream)
+    yield stream
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    access.handlers[:], access.propagate = saved_access
+
+
+def test_plain_text_lines_are_redacted_too(text_lines: io.StringIO) -> None:
+    log = logging.getLogger("voicebot.test")
+    log.info("call %s: dialing %s with %s", 42, "+8613812345678", "s3cr3t-token")
+    try:
+        raise ValueError("bad number 13812345678")
+    except ValueError:
+        log.exception("call 5 failed")
+    # uvicorn's access log, which has handlers of its own unless configured to pass records up
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5000",
+        "GET",
+        "/x/vb_0123456789ab_secretpart",
+        "1.1",
+        404,
+    )
+    text = text_lines.getvalue()
+    assert "call 42: dialing +86138****5678 with [secret]" in text
+    assert "138****5678" in text and "13812345678" not in text
+    assert "s3cr3t-token" not in text and "secretpart" not in text
+    assert "uvicorn.access" in text
 
 
 def test_a_root_logger_configured_elsewhere_is_left_alone() -> None:
