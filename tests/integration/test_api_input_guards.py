@@ -1,5 +1,6 @@
-"""NUL characters, which PostgreSQL text cannot hold, get a clear 4xx instead of a 500, and
-nothing is stored (found by fuzzing the OpenAPI document)."""
+"""NUL characters, which PostgreSQL text cannot hold, and numbers JSON cannot hold get a clear
+4xx instead of a 500, and nothing is stored (found by fuzzing the OpenAPI document); a refused
+value is never echoed back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from tests.integration.api_support import Api, count, running_api
 from voicebot.config import Settings
 from voicebot.db.models import Campaign
+from voicebot.domain.types import Role
 
 
 @pytest.fixture
@@ -81,3 +83,45 @@ async def test_a_json_body_that_is_not_utf8_is_a_422_naming_the_byte(
     # Other HTTP errors are answered as before.
     missing = await any_api.http.get("/v1/campaigns/999", headers=any_api.auth())
     assert (missing.status_code, missing.json()["detail"]["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/campaigns", '{"name": "w", "dialog_id": "d", "max_attempts": 1e400}'),
+        ("POST", "/v1/campaigns", '{"name": "w", "dialog_id": "d", "max_attempts": NaN}'),
+        ("POST", "/v1/api-keys", '{"name": "k", "role": Infinity}'),
+    ],
+)
+async def test_a_number_json_cannot_hold_is_a_422_naming_the_field(
+    any_api: Api, method: str, path: str, body: str
+) -> None:
+    # FastAPI's own 422 echoed the value back, and failed itself (as a 500) to write it.
+    response = await any_api.http.request(
+        method,
+        path,
+        content=body.encode(),
+        headers={**any_api.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"][0] == "body" and error["loc"][-1] in ("max_attempts", "role")
+    assert "input" not in error
+    assert await count(any_api.sessionmaker, Campaign) == 0
+
+
+async def test_a_refused_value_is_not_echoed_back(any_api: Api) -> None:
+    """A secret in the wrong shape (too short) or a whole API key where its prefix belongs is
+    named by where it is, never shown."""
+    short = await any_api.http.post(
+        "/v1/notifications/endpoints",
+        json={"url": "https://risk.example.com/hook", "secret": "short-secret"},
+        headers=any_api.auth(),
+    )
+    key = any_api.keys[Role.ANALYST]
+    pasted = await any_api.http.post(f"/v1/api-keys/{key}/revoke", headers=any_api.auth())
+    for response, field in ((short, "secret"), (pasted, "prefix")):
+        assert response.status_code == 422, response.text
+        assert [e["loc"][-1] for e in response.json()["detail"]] == [field]
+    assert "short-secret" not in short.text
+    assert key not in pasted.text and key.split("_")[2] not in pasted.text

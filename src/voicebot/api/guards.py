@@ -5,6 +5,11 @@ strings are checked for NULs up front, naming the parameter. A NUL inside a JSON
 (``"\\u0000"``) or a number too large for the database that reaches a query anyway is turned into
 a 422 that says what was wrong; the session's transaction is rolled back, so nothing is stored.
 A JSON body that is not UTF-8 is a 422 too, as malformed JSON is.
+
+FastAPI's own 422 for a request that fails validation is kept, without the ``input`` it echoes
+back: a secret sent in the wrong shape (a notification endpoint's secret too short, a whole API
+key in a path) must not come back in a response or in a proxy's log, and a value JSON cannot
+hold (``NaN``, ``1e400``) would make the 422 itself fail as a 500.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -91,8 +98,19 @@ async def _unreadable_body(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 (``{"detail": [{"type", "loc", "msg", …}]}``) without each error's
+    ``input``: where the problem is and what it is, never the value itself."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {key: value for key, value in error.items() if key != "input"} for error in exc.errors()
+    ]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 def install_input_guards(app: FastAPI) -> None:
     app.add_middleware(RejectNulInQuery)
     app.add_exception_handler(DBAPIError, _unstorable_value)
     app.add_exception_handler(OverflowError, _unstorable_value)
     app.add_exception_handler(StarletteHTTPException, _unreadable_body)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
