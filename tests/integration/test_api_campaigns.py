@@ -4,8 +4,10 @@ cancellation of the queue, progress, and the audit trail."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +325,45 @@ async def test_cancel_waits_for_a_call_ending_instead_of_deadlocking_with_it(
             callback = await session.get(CallBack, pending)
             assert callback is not None
             assert (callback.status, callback.reason) == ("cancelled", "borrower_request")
+
+
+async def test_a_campaign_must_name_a_dialog_the_calls_can_run(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Checked when a campaign is made, edited, started and resumed: found only when a borrower
+    answered, an unknown or broken dialog dialed people to silence."""
+    shipped = Path(settings.dialogs_dir) / "car_loan_followup.zh-CN.yaml"
+    shutil.copy(shipped, tmp_path / "good.zh-CN.yaml")
+    (tmp_path / "broken.zh-CN.yaml").write_text("id: broken\nstates: [", encoding="utf-8")
+    own = settings.model_copy(update={"dialogs_dir": str(tmp_path)})
+    async with running_api(own) as api:
+        headers = api.auth(Role.OPERATOR)
+        for dialog_id, error in (
+            ("car_loan_followup.xx-XX", "unknown_dialog"),
+            ("broken.zh-CN", "invalid_dialog"),
+        ):
+            refused = await api.http.post(
+                "/v1/campaigns", json={"name": "w", "dialog_id": dialog_id}, headers=headers
+            )
+            assert refused.status_code == 422, refused.text
+            detail = refused.json()["detail"]
+            assert (detail["error"], detail["field"]) == (error, "dialog_id")
+            assert dialog_id in detail["message"]
+            if error == "unknown_dialog":  # it names the dialogs there are
+                assert "good.zh-CN" in detail["message"]
+        listed = await api.http.get("/v1/campaigns", headers=headers)
+        assert listed.json()["total"] == 0
+
+        created = await api.create_campaign("spring", dialog_id="good.zh-CN")
+        path = f"/v1/campaigns/{created['id']}"
+        edit = await api.http.patch(path, json={"dialog_id": "gone.zh-CN"}, headers=headers)
+        assert (edit.status_code, edit.json()["detail"]["error"]) == (422, "unknown_dialog")
+        assert (await api.http.get(path, headers=headers)).json() == created
+
+        # The file goes away after the campaign was made: it does not start.
+        (tmp_path / "good.zh-CN.yaml").unlink()
+        start = await api.http.post(f"{path}/start", headers=headers)
+        assert (start.status_code, start.json()["detail"]["error"]) == (409, "unknown_dialog")
+        assert (await api.http.get(path, headers=headers)).json()["status"] == "draft"
+        shutil.copy(shipped, tmp_path / "good.zh-CN.yaml")
+        assert (await api.http.post(f"{path}/start", headers=headers)).status_code == 200

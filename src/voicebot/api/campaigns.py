@@ -22,6 +22,7 @@ from voicebot.api.schemas import (
     CampaignUpdate,
     Progress,
 )
+from voicebot.calls.dialogs import DialogCatalog, DialogNotFound
 from voicebot.db import audit
 from voicebot.db.campaigns import (
     campaign_progress,
@@ -33,6 +34,7 @@ from voicebot.db.campaigns import (
 from voicebot.db.models import Campaign
 from voicebot.dialer.lifecycle import cancel_at_carrier, unanswered_call_sids
 from voicebot.dialer.refusals import open_alarm
+from voicebot.dialog import DialogInvalid
 from voicebot.domain.campaigns import CampaignAction, InvalidTransition, is_editable, transition
 from voicebot.domain.types import CampaignStatus
 from voicebot.telephony.carrier import Carrier
@@ -101,6 +103,31 @@ def _columns(body: CampaignCreate) -> dict[str, Any]:
     }
 
 
+async def _check_dialog(request: Request, dialog_id: str, *, status: int = 422) -> None:
+    """Refuse a dialog the calls could not run: unknown, or failing its checks. Found only once
+    a borrower had answered, it would have dialed people to silence."""
+    dialogs: DialogCatalog = request.app.state.calls.dialogs
+    try:
+        await dialogs.check(dialog_id)
+    except DialogNotFound:
+        known = ", ".join(dialogs.available()) or "none"
+        raise api_error(
+            status,
+            "unknown_dialog",
+            f"dialog_id {dialog_id!r} names no dialog in {dialogs.directory} (there: {known})",
+            field="dialog_id",
+        ) from None
+    except DialogInvalid as exc:
+        first = exc.errors[0] if exc.errors else exc
+        raise api_error(
+            status,
+            "invalid_dialog",
+            f"dialog {dialog_id!r} fails its checks ({len(exc.errors)} problems; "
+            f"`voicebot dialog check` lists them), first: {first}",
+            field="dialog_id",
+        ) from None
+
+
 def _name_conflict(name: str) -> Exception:
     return api_error(409, "name_taken", f"a campaign named {name!r} already exists")
 
@@ -114,11 +141,12 @@ async def _load(session: AsyncSession, campaign_id: int, *, lock: bool = False) 
 
 @router.post("", status_code=201, response_model=CampaignOut, responses=documented(409))
 async def create_campaign(
-    body: CampaignCreate, principal: Operator, session: SessionDep
+    body: CampaignCreate, principal: Operator, session: SessionDep, request: Request
 ) -> CampaignOut:
     """A new campaign, in draft. Settings left out take the defaults shown in the schema."""
     if await name_taken(session, body.name):
         raise _name_conflict(body.name)
+    await _check_dialog(request, body.dialog_id)
     now = datetime.now(UTC)
     campaign = Campaign(
         **_columns(body), status=CampaignStatus.DRAFT.value, created_at=now, updated_at=now
@@ -163,7 +191,11 @@ async def read_campaign(campaign_id: int, _: Analyst, session: SessionDep) -> Ca
 
 @router.patch("/{campaign_id}", response_model=CampaignOut, responses=documented(404, 409))
 async def update_campaign(
-    campaign_id: int, body: CampaignUpdate, principal: Operator, session: SessionDep
+    campaign_id: int,
+    body: CampaignUpdate,
+    principal: Operator,
+    session: SessionDep,
+    request: Request,
 ) -> CampaignOut:
     """Change settings of a draft; once started, a campaign keeps the rules it started with."""
     campaign = await _load(session, campaign_id, lock=True)
@@ -193,6 +225,8 @@ async def update_campaign(
         session, merged.name, other_than=campaign.id
     ):
         raise _name_conflict(merged.name)
+    if "dialog_id" in changes:
+        await _check_dialog(request, merged.dialog_id)
     now = datetime.now(UTC)
     for column, value in _columns(merged).items():
         setattr(campaign, column, value)
@@ -279,8 +313,12 @@ _TRANSITION_RESPONSES = documented(404, 409)
 
 
 @router.post("/{campaign_id}/start", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)
-async def start(campaign_id: int, principal: Operator, session: SessionDep) -> CampaignOut:
-    """draft → running: the dialer starts calling its due call-backs."""
+async def start(
+    campaign_id: int, principal: Operator, session: SessionDep, request: Request
+) -> CampaignOut:
+    """draft → running: the dialer starts calling its due call-backs. 409 when the campaign's
+    dialog can no longer be run (its file removed or broken since)."""
+    await _check_dialog(request, (await _load(session, campaign_id)).dialog_id, status=409)
     return await _change_state(session, campaign_id, CampaignAction.START, principal)
 
 
@@ -296,8 +334,11 @@ async def pause(
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)
-async def resume(campaign_id: int, principal: Operator, session: SessionDep) -> CampaignOut:
-    """paused → running."""
+async def resume(
+    campaign_id: int, principal: Operator, session: SessionDep, request: Request
+) -> CampaignOut:
+    """paused → running; 409 when the campaign's dialog can no longer be run."""
+    await _check_dialog(request, (await _load(session, campaign_id)).dialog_id, status=409)
     return await _change_state(session, campaign_id, CampaignAction.RESUME, principal)
 
 

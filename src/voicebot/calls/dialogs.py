@@ -52,6 +52,17 @@ class DialogCatalog:
             self._loads[dialog_id] = task
         return await asyncio.shield(task)
 
+    async def check(self, dialog_id: str) -> None:
+        """Raise what :meth:`get` would (DialogNotFound, DialogInvalid), without keeping the
+        dialog or rendering its prompts: for a campaign that names it, long before a call."""
+        task = self._loads.get(dialog_id)
+        if task is not None and task.done() and not task.cancelled() and not task.exception():
+            return
+        path = self.path(dialog_id)
+        if not await asyncio.to_thread(path.is_file):
+            raise DialogNotFound(f"no dialog {dialog_id!r}: {path} does not exist")
+        await asyncio.to_thread(load_dialog, path)
+
     def available(self) -> list[str]:
         return sorted(path.stem for path in self.directory.glob("*.yaml"))
 
