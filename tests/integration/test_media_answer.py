@@ -25,6 +25,7 @@ from tests.integration.calls_support import (
 from voicebot.app import create_app
 from voicebot.calls.tokens import check_stream_token
 from voicebot.db.models import Call
+from voicebot.dialer.lifecycle import fail_call
 from voicebot.dialog import check_dialog
 from voicebot.telephony.signatures import SIGNATURE_HEADER, TwilioSignature
 
@@ -120,3 +121,19 @@ async def _post_signed(base: str, path: str, call_sid: str) -> httpx.Response:
     signature = TwilioSignature("calls-test-token").sign(url, form)
     async with httpx.AsyncClient() as client:
         return await client.post(url, data=form, headers={SIGNATURE_HEADER: signature})
+
+
+async def test_an_answer_for_a_call_that_has_ended_here_hangs_up(
+    db_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Say a dial the carrier never confirmed was written off and retried: when the first call
+    is answered after all, it is not talked to (that would be a second call on record as one)."""
+    call_id = await seed_call(sessionmaker, e164="+821012340005", carrier_sid=None)
+    async with sessionmaker() as session:
+        await fail_call(
+            session, call_id, error_code=None, error_message="no word", now=datetime.now(UTC)
+        )
+    async with serve(_app(db_url)) as base:
+        response, stream = await answer(base, call_id, SID)
+    assert response.status_code == 200 and stream.url is None
+    assert "<Hangup" in response.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from aiohttp import ServerDisconnectedError, ServerTimeoutError
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +32,7 @@ from voicebot.db.models import (
     ContactPhone,
     DoNotCall,
 )
+from voicebot.dialer.lifecycle import StatusEvent, record_status_event
 from voicebot.dialer.loop import Dialer
 from voicebot.dialer.refusals import clear_alarm, open_alarm
 from voicebot.telephony.twilio import TwilioCarrier
@@ -308,3 +310,84 @@ async def test_an_unknown_error_is_recorded_verbatim_and_the_retry_rules_apply(
     [done, retry] = await _callbacks(sessionmaker)
     assert (done.status, retry.status, retry.attempt) == ("done", "pending", 2)
     assert _soon_after(NOW + timedelta(seconds=600), retry.due_at)
+
+
+async def test_twilio_out_of_reach_backs_off_without_counting_an_attempt(
+    twilio_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """No connection: the request never left, so nothing was dialed and nothing counts."""
+    async with sessionmaker() as session:
+        campaign = await make_campaign(session)
+        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
+        await session.commit()
+    http = FakeTwilio(raise_error=ConnectionRefusedError("connection refused"))
+    assert await _dialer(twilio_settings, sessionmaker, http).run_once(NOW) == 0
+    assert await _calls(sessionmaker) == []
+    [callback] = await _callbacks(sessionmaker)
+    assert (callback.status, callback.attempt) == ("pending", 1)
+    assert callback.deferred_reason == "carrier_unreachable"
+    assert _soon_after(NOW + timedelta(seconds=30), callback.due_at)
+
+
+async def test_a_dial_twilio_did_not_answer_waits_for_its_callbacks(
+    twilio_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A timeout after the request was sent: Twilio may be dialing. Failed and retried at once,
+    the borrower would have been rung twice; the call waits for Twilio's callbacks instead."""
+    async with sessionmaker() as session:
+        campaign = await make_campaign(session, retry_delays={"failed": 600})
+        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
+        await session.commit()
+    http = FakeTwilio(raise_error=ServerTimeoutError("Timeout on reading data from socket"))
+    dialer = _dialer(twilio_settings, sessionmaker, http)
+    assert await dialer.run_once(NOW) == 0
+    [call] = await _calls(sessionmaker)
+    assert (call.status, call.carrier_sid, call.disposition) == ("initiating", None, None)
+    [callback] = await _callbacks(sessionmaker)
+    assert callback.status == "dialed"  # no retry while Twilio may be ringing the borrower
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Campaign.live_calls)) == 1
+
+    # Twilio had placed it: its callbacks name the call and carry it to its end.
+    sid = "CA" + "7e" * 16
+    for seq, (status, extra) in enumerate(
+        [("ringing", {}), ("in-progress", {}), ("completed", {"duration_seconds": 42})]
+    ):
+        async with sessionmaker() as session:
+            event = StatusEvent(
+                call_sid=sid,
+                call_status=status,
+                call_id=call.id,
+                sequence_number=seq,
+                payload={"CallSid": sid, "CallStatus": status},
+                **extra,  # type: ignore[arg-type]
+            )
+            await record_status_event(session, event, now=NOW + timedelta(seconds=5 + seq))
+    # A lease later the reaper finds nothing to end, and nothing is dialed again.
+    assert await dialer.run_once(NOW + timedelta(minutes=10)) == 0
+    [call] = await _calls(sessionmaker)
+    assert (call.status, call.disposition, call.carrier_sid) == ("completed", "answered", sid)
+    assert [c.status for c in await _callbacks(sessionmaker)] == ["done"]
+    assert len(http.sent) == 1
+
+
+async def test_a_dial_never_confirmed_fails_a_lease_later_and_is_retried_once(
+    twilio_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as session:
+        campaign = await make_campaign(session, retry_delays={"failed": 600})
+        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
+        await session.commit()
+    http = FakeTwilio(raise_error=ServerDisconnectedError())
+    dialer = _dialer(twilio_settings, sessionmaker, http)
+    assert await dialer.run_once(NOW) == 0
+    assert await dialer.run_once(NOW + timedelta(seconds=60)) == 0  # within the lease: waits
+    assert [c.status for c in await _calls(sessionmaker)] == ["initiating"]
+    assert await dialer.run_once(NOW + timedelta(minutes=3)) == 0
+    [call] = await _calls(sessionmaker)
+    assert (call.status, call.disposition) == ("failed", "failed")
+    assert "no word from the carrier" in (call.error_message or "")
+    [done, retry] = await _callbacks(sessionmaker)
+    assert (done.status, retry.status, retry.attempt) == ("done", "pending", 2)
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Campaign.live_calls)) == 0

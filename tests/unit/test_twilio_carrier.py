@@ -5,10 +5,12 @@ TwilioRestException path to the refusal kind the dialer acts on."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
 import pytest
+from aiohttp import ServerDisconnectedError, ServerTimeoutError
 from pydantic import SecretStr, ValidationError
 
 from tests.integration.twilio_support import (
@@ -187,13 +189,28 @@ async def test_each_twilio_error_maps_to_what_the_dialer_does_next(
     assert error.retryable is (kind is RefusalKind.THROTTLED)
 
 
-async def test_twilio_out_of_reach_is_a_plain_refusal() -> None:
-    http = FakeTwilio(raise_error=ConnectionRefusedError("connection refused"))
+@pytest.mark.parametrize(
+    ("error", "kind", "says"),
+    [
+        # Before the request left: nothing can have been created.
+        (ConnectionRefusedError("connection refused"), RefusalKind.UNREACHABLE, "not be reached"),
+        (socket.gaierror("Name or service not known"), RefusalKind.UNREACHABLE, "not be reached"),
+        # After it left, with no answer read: Twilio may be dialing.
+        (ServerTimeoutError("Timeout on reading data"), RefusalKind.UNCONFIRMED, "may have"),
+        (ServerDisconnectedError(), RefusalKind.UNCONFIRMED, "may have placed"),
+        (TimeoutError(), RefusalKind.UNCONFIRMED, "may have placed"),
+    ],
+)
+async def test_twilio_out_of_reach_says_whether_the_call_may_exist(
+    error: BaseException, kind: RefusalKind, says: str
+) -> None:
+    http = FakeTwilio(raise_error=error)
     carrier = TwilioCarrier(_settings(), http_client=http)
     with pytest.raises(CarrierError) as refused:
         await carrier.place_call(_request(CallOptions()))
-    assert refused.value.kind is RefusalKind.OTHER
-    assert "could not be reached" in str(refused.value)
+    assert refused.value.kind is kind
+    assert says in str(refused.value)
+    assert refused.value.retryable is (kind is RefusalKind.UNREACHABLE)
 
 
 async def test_hang_up_cancel_and_message_are_call_updates() -> None:

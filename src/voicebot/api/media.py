@@ -30,6 +30,7 @@ from voicebot.calls.stream import (
 from voicebot.calls.tokens import issue_stream_token
 from voicebot.config import Settings
 from voicebot.dialog import DialogInvalid
+from voicebot.domain.types import CallStatus
 from voicebot.telephony.media import MediaProtocolError
 from voicebot.telephony.signatures import FormParams
 
@@ -81,6 +82,11 @@ async def _answer(
         return _hangup()
     if setup.carrier_sid is not None and call_sid and call_sid != setup.carrier_sid:
         log.warning("answer for call %s with another CallSid: hanging up", call_id)
+        return _hangup()
+    if CallStatus(setup.status).is_final:
+        # Ended here already (say written off when the carrier never confirmed the dial, and
+        # retried): talking now would be a second call the records do not show.
+        log.warning("answer for call %s, which has ended (%s): hanging up", call_id, setup.status)
         return _hangup()
     try:
         dialog = await services.dialogs.get(setup.dialog_id)

@@ -275,7 +275,8 @@ class Dialer:
                     session,
                     call_id,
                     error_code=None,
-                    error_message="the dialer stopped before the carrier accepted the call",
+                    error_message="no word from the carrier within the lease of the dial (the "
+                    "dialer stopped before the carrier accepted it, or its answer was lost)",
                     now=now,
                 )
         if stuck:

@@ -4,9 +4,15 @@
   never dialed again and the call-back moves to the contact's next number at once;
 - a number unsubscribed at the carrier (21610): the call ends ``opted_out`` and the number goes on
   the do-not-call list, in every campaign;
-- too many requests or calls (HTTP 429, 20429, 10004): the call was never placed: its row goes
-  and the call-back is due again after a back-off, with the same attempt, so nothing is lost and
-  nothing counts against the borrower's caps;
+- too many requests or calls (HTTP 429, 20429, 10004), or the carrier out of reach (no
+  connection): the call was never placed: its row goes and the call-back is due again after a
+  back-off, with the same attempt, so nothing is lost and nothing counts against the borrower's
+  caps;
+- no answer to the request (a timeout, a connection dropped mid-request): the carrier may be
+  dialing, so the call is left as it is (``initiating``, its slot taken) for the carrier's
+  callbacks, which carry the call's id, to move on; if none comes within the dialer's lease,
+  the reaper ends it as failed and the retry rules apply. Failing it at once would have dialed
+  the borrower again while the first call rang;
 - this service refused (bad credentials, a caller number Twilio will not use): the same undo,
   and dialing stops: every running campaign is paused and a carrier alarm is raised, which the
   API and ``voicebot twilio status`` show until an operator clears it;
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 
 ALARM_ACTOR = "carrier-alarm"
 _STOPS_DIALING = frozenset({RefusalKind.AUTHENTICATION, RefusalKind.MISCONFIGURED})
+_BACKS_OFF = frozenset({RefusalKind.THROTTLED, RefusalKind.UNREACHABLE})
 
 
 async def handle_refusal(
@@ -48,9 +55,16 @@ async def handle_refusal(
     """Apply the next step for ``error`` to the call the carrier refused; commits."""
     kind = error.kind
     message = str(error)
-    if kind is RefusalKind.THROTTLED or kind in _STOPS_DIALING:
+    if kind is RefusalKind.UNCONFIRMED:
+        log.warning(
+            "call %s: %s; waiting for the carrier's callbacks (none within the lease: failed)",
+            call_id,
+            message,
+        )
+        return kind
+    if kind in _BACKS_OFF or kind in _STOPS_DIALING:
         reason = f"carrier_{kind.value}" + (f":{error.code}" if error.code else "")
-        due = now + backoff if kind is RefusalKind.THROTTLED else now
+        due = now + backoff if kind in _BACKS_OFF else now
         requeued = await requeue_unplaced_call(session, call_id, due_at=due, reason=reason, now=now)
         if requeued is None:
             log.warning("call %s: %s refusal for a call no longer unplaced", call_id, kind.value)

@@ -49,6 +49,11 @@ class RefusalKind(StrEnum):
     THROTTLED = "throttled"  # too many requests or calls at once: back off, dial again later
     AUTHENTICATION = "authentication"  # this service's credentials: stop dialing, raise an alarm
     MISCONFIGURED = "misconfigured"  # a caller number Twilio refuses: stop dialing, raise an alarm
+    # The request never reached the carrier (no connection): back off, dial again later.
+    UNREACHABLE = "unreachable"
+    # The request may have reached the carrier (a timeout, a connection dropped mid-request),
+    # which may be dialing: its callbacks will say; none within the lease, and the call failed.
+    UNCONFIRMED = "unconfirmed"
     OTHER = "other"  # recorded verbatim; the call ends as failed and the retry rules apply
 
 
@@ -95,7 +100,7 @@ class CarrierError(Exception):
         self.code = code
         self.http_status = http_status
         self.kind = kind or refusal_kind(code, http_status)
-        self.retryable = retryable or self.kind is RefusalKind.THROTTLED
+        self.retryable = retryable or self.kind in (RefusalKind.THROTTLED, RefusalKind.UNREACHABLE)
 
 
 @runtime_checkable

@@ -12,9 +12,10 @@ logger kept at WARNING, and refusals are logged by code only (Twilio's messages 
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
-from aiohttp import ClientError
+from aiohttp import ClientConnectorError, ClientError
 from twilio.base.exceptions import TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.rest import Client
@@ -37,6 +38,8 @@ RECORDING_CALLBACK_EVENTS = ("completed", "absent")
 _ALREADY_ENDED = frozenset({20404, 21220})
 # The request never got an answer (aiohttp is the twilio SDK's own async transport).
 _TRANSPORT_ERRORS = (ClientError, OSError, TimeoutError)
+# Of those, the ones raised before the request left: Twilio cannot have created anything.
+_NOT_SENT = (ClientConnectorError, ConnectionRefusedError, socket.gaierror)
 
 
 class TwilioCarrier:
@@ -173,4 +176,14 @@ def carrier_error(exc: TwilioRestException) -> CarrierError:
 
 
 def _unreachable(exc: BaseException) -> CarrierError:
-    return CarrierError(f"Twilio could not be reached: {type(exc).__name__}: {exc}")
+    """A transport failure: never sent (no connection), or sent with no answer read (a
+    timeout, a dropped connection), in which case Twilio may have created the call."""
+    if isinstance(exc, _NOT_SENT):
+        return CarrierError(
+            f"Twilio could not be reached: {type(exc).__name__}: {exc}",
+            kind=RefusalKind.UNREACHABLE,
+        )
+    return CarrierError(
+        f"no answer from Twilio, which may have placed the call: {type(exc).__name__}: {exc}",
+        kind=RefusalKind.UNCONFIRMED,
+    )
