@@ -136,7 +136,9 @@ LogLevel = Annotated[LogLevelName, typer.Option("--log-level", help="How much to
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [VOICEBOT_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [VOICEBOT_PORT].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port [VOICEBOT_PORT].")
+    ] = None,
     no_dialer: Annotated[
         bool, typer.Option("--no-dialer", help="Serve the API and webhooks only.")
     ] = False,
@@ -163,7 +165,7 @@ def serve(
         _check_database(settings)
         options: dict[str, Any] = {
             "host": host or settings.host,
-            "port": port or settings.port,
+            "port": settings.port if port is None else port,
             "log_level": log_level.value,
             # Webhook signatures use VOICEBOT_PUBLIC_BASE_URL, not forwarded headers; these only
             # make the access log show the real client behind a local proxy.

@@ -27,7 +27,8 @@ def _default_dialogs_dir() -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", extra="ignore")
+    # No setting is infinite or NaN (``inf`` passes ``gt=0``, then overflows a date).
+    model_config = SettingsConfigDict(env_prefix="VOICEBOT_", extra="ignore", allow_inf_nan=False)
 
     environment: Literal["development", "test", "production"] = "development"
 
@@ -71,8 +72,8 @@ class Settings(BaseSettings):
 
     # Simulated carrier: seconds of ringing before the call is answered (or not), and an optional
     # JSON-lines file where it appends every dial it places (used by the concurrency tests).
-    simulated_ring_seconds: float = Field(default=0.2, ge=0)
-    simulated_talk_seconds: float = Field(default=0.3, ge=0)
+    simulated_ring_seconds: float = Field(default=0.2, ge=0, le=3600)
+    simulated_talk_seconds: float = Field(default=0.3, ge=0, le=86_400)
     # A test log the operator opts into: one JSON line per dial (sid, call id, call-back id and
     # the full E.164 number, so tests can tell every dial apart). It holds phone numbers: never
     # set it in production.
@@ -97,14 +98,14 @@ class Settings(BaseSettings):
     dialer_enabled: bool = True
     dialer_id: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     dialer_batch_size: int = Field(default=200, ge=1, le=10_000)
-    dialer_lease_seconds: float = Field(default=120.0, gt=0)
-    dialer_poll_seconds: float = Field(default=1.0, gt=0)
+    dialer_lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    dialer_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
     # A call the carrier has not reported ended this long after the dial lost its final webhook:
     # the dialer ends it as failed, freeing its campaign's slot. Longer than any call may last
     # (Twilio's own time limit defaults to 4 hours).
-    call_stale_after_seconds: float = Field(default=4.25 * 3600, gt=0)
+    call_stale_after_seconds: float = Field(default=4.25 * 3600, gt=0, le=30 * 86_400)
     # Calls per second across every dialer process sharing the database (Twilio's default is 1).
-    carrier_calls_per_second: float = Field(default=1.0, gt=0)
+    carrier_calls_per_second: float = Field(default=1.0, gt=0, le=1e9)
 
     # Contacts import
     import_max_rows: int = Field(default=100_000, ge=1)

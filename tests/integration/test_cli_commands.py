@@ -231,6 +231,33 @@ def test_a_bad_database_is_one_clear_line_and_no_traceback(
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("dialer_lease_seconds", "1e400"),
+        ("call_stale_after_seconds", "inf"),
+        ("dialer_lease_seconds", "1e12"),
+    ],
+)
+def test_a_setting_out_of_range_is_named_not_a_traceback(
+    tmp_path: Path, setting: str, value: str
+) -> None:
+    # inf passed gt=0 and crashed the dialer on its first date; 1e12 s overflowed one too.
+    result = _run(
+        "dialer", cwd=tmp_path, database_url=f"sqlite:///{tmp_path / 'x.db'}", **{setting: value}
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"VOICEBOT_{setting.upper()}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
+    for port in ("99999", "0"):
+        result = _run("serve", "--port", port, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_password_in_the_database_url_is_never_printed(tmp_path: Path) -> None:
     url = "postgresql://voicebot:hunter2-secret@127.0.0.1:1/voicebot"
     result = _run("db", "upgrade", cwd=tmp_path, database_url=url)
