@@ -43,6 +43,21 @@ def test_broken_yaml_is_reported_where_it_breaks() -> None:
     assert message.startswith("YAML: ")
 
 
+def test_aliases_and_absurd_nesting_are_refused_where_they_start() -> None:
+    # A "billion laughs" file: nine aliases of nine aliases of … took minutes to check; a
+    # structure 600 levels deep overflowed the stack with a traceback.
+    laughs = "".join(
+        f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9) if n else 'ha'}]\n" for n in range(9)
+    )
+    deep = "id: x\nstates:\n  " + "[" * 600 + "]" * 600 + "\n"
+    assert [(e.line, e.message) for e in check_dialog_text(laughs, "laughs.yaml")] == [
+        (2, "YAML: aliases (*name) are not allowed in a dialog file: write the value out")
+    ]
+    assert [(e.line, e.message) for e in check_dialog_text(deep, "deep.yaml")] == [
+        (3, "YAML: nested more than 64 levels deep")
+    ]
+
+
 def test_schema_errors_carry_the_line_of_the_offending_key() -> None:
     assert problems("bad_schema.yaml") == [
         (3, "language: Input should be 'zh-CN', 'en-US' or 'ko-KR'"),

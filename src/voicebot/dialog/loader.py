@@ -42,7 +42,31 @@ class DialogInvalid(ValueError):
 
 class _ScriptLoader(yaml.SafeLoader):
     """YAML 1.2 booleans: only true/false. ``yes``, ``no``, ``on`` and ``off`` stay strings, since
-    in a script they are intent names and phrases."""
+    in a script they are intent names and phrases.
+
+    No aliases (``*name``), and no deeper nesting than a script has any use for: either could
+    make a small file cost minutes or overflow the stack (a "billion laughs" file)."""
+
+    MAX_DEPTH = 64
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._refuse("aliases (*name) are not allowed in a dialog file: write the value out")
+        self._depth += 1
+        try:
+            if self._depth > self.MAX_DEPTH:
+                self._refuse(f"nested more than {self.MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _refuse(self, problem: str) -> None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        raise yaml.composer.ComposerError(None, None, problem, mark)
 
 
 _ScriptLoader.yaml_implicit_resolvers = {
