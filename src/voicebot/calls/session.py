@@ -99,13 +99,23 @@ class MediaTransport(Protocol):
 
 
 class StreamFailure(Exception):
-    """The stream broke the protocol or dropped: the call ends, with this recorded on it."""
+    """The stream broke the protocol or dropped, or the call's own work failed: the call ends,
+    with this recorded on it (``end_state`` tells the two apart in reports)."""
 
-    def __init__(self, code: str, message: str, *, close_code: int = 1002) -> None:
+    def __init__(
+        self, code: str, message: str, *, close_code: int = 1002, end_state: str = "stream_error"
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.close_code = close_code
+        self.end_state = end_state
+
+    @classmethod
+    def internal(cls, code: str, exc: BaseException) -> StreamFailure:
+        """Our side failed (a background task, a bug): only the exception's type is kept, since
+        its message may quote what the borrower said or the contact's data."""
+        return cls(code, type(exc).__name__, close_code=1011, end_state="internal_error")
 
 
 @dataclass(slots=True)
@@ -231,14 +241,26 @@ class CallSession:
             self.failure = failure
         except Exception as exc:
             log.exception("call %s: the conversation failed", self.call_id)
-            self.failure = StreamFailure("internal_error", repr(exc), close_code=1011)
+            self.failure = StreamFailure.internal("internal_error", exc)
         finally:
-            for task in (recognizer_task, detection):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await self._stop_background("recognizer", _cancelled(recognizer_task))
+            if detection is not None:
+                await self._stop_background("machine_detection", _cancelled(detection))
             await self._finish()
+
+    async def _stop_background(self, name: str, stopping: Awaitable[None]) -> None:
+        """Wait for one of the call's background tasks to stop. What it raised is logged and
+        becomes the call's failure (unless another came first), never a reason to skip the rest
+        of the call's ending: its transcript, outcomes and end state are still stored, and its
+        socket closed."""
+        try:
+            await stopping
+        except Exception as exc:
+            log.error(
+                "call %s: the %s failed (%s)", self.call_id, name, type(exc).__name__, exc_info=exc
+            )
+            if self.failure is None:
+                self.failure = StreamFailure.internal(f"{name}_failed", exc)
 
     def _begin(self, context: CallContext, answered_by: str) -> None:
         """The dialog starts: its greeting, or for a machine its voicemail message."""
@@ -250,14 +272,7 @@ class CallSession:
         """Wait, listening to nothing, for the campaign's answering-machine detection. A person
         (or no verdict in time) starts the dialog; for a machine the carrier's webhook does
         what the campaign says (hang up, or leave the message) and the stream ends."""
-        wait = self.services.settings.media_machine_detection_wait_seconds
-        deadline = asyncio.get_running_loop().time() + wait
-        verdict: str | None = None
-        while verdict is None and asyncio.get_running_loop().time() < deadline:
-            async with self.services.sessionmaker() as session:
-                verdict = await records.answered_by(session, self.call_id)
-            if verdict is None:
-                await asyncio.sleep(_DETECTION_POLL_SECONDS)
+        verdict = await self._machine_detection_verdict()
         if verdict is not None and (verdict.startswith("machine") or verdict == "fax"):
             log.info(
                 "call %s: a machine answered; the carrier's webhook ends the call", self.call_id
@@ -265,6 +280,44 @@ class CallSession:
             return
         if not self._stopped:
             self._begin(context, "human")
+
+    async def _machine_detection_verdict(self) -> str | None:
+        """The carrier's verdict, or None when none could be read by the deadline.
+
+        A read that fails (a connection lost, a pool or statement timeout) is no verdict yet:
+        the next poll may get it, and past the deadline the call goes on as for a person, so a
+        database blip never leaves the borrower listening to silence for the whole call.
+        """
+        wait = self.services.settings.media_machine_detection_wait_seconds
+        deadline = asyncio.get_running_loop().time() + wait
+        failed_reads = 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    try:
+                        async with self.services.sessionmaker() as session:
+                            verdict = await records.answered_by(session, self.call_id)
+                    except Exception as exc:
+                        failed_reads += 1
+                        if failed_reads == 1:  # one line per call, not one per poll
+                            log.warning(
+                                "call %s: the machine-detection verdict could not be read (%s)",
+                                self.call_id,
+                                type(exc).__name__,
+                            )
+                        verdict = None
+                    if verdict is not None:
+                        return verdict
+                    await asyncio.sleep(_DETECTION_POLL_SECONDS)
+        except TimeoutError:
+            if failed_reads:
+                log.warning(
+                    "call %s: no machine-detection verdict (%d reads failed): talking as to "
+                    "a person",
+                    self.call_id,
+                    failed_reads,
+                )
+            return None
 
     async def _recognizer(self) -> None:
         """Open the call's recogniser (the model may still be loading) and start listening."""
@@ -326,17 +379,17 @@ class CallSession:
         for timer in self._timers:
             timer.cancel()
         self._cancel_no_input()
-        await self.listener.aclose()
+        await self._stop_background("listener", self.listener.aclose())
         if self.state is not None and not self.state.ended:
             self._apply(HungUp(at=self._now()))
-        await self.player.aclose()
+        await self._stop_background("player", self.player.aclose())
         failure = self.failure
         if failure is not None:
             log.warning(
                 "call %s: stream ended: %s: %s", self.call_id, failure.code, failure.message
             )
-            if not self._hangup_requested:
-                self._hang_up("the media stream failed")
+            if not self._hangup_requested and not self._stopped:
+                self._hang_up("the call failed")
         recorder = self._recorder
         if recorder is not None:
             if failure is not None:
@@ -346,7 +399,7 @@ class CallSession:
                 )
             if self.state is not None:
                 turns = self.state.turns
-                end_state = "stream_error" if failure else (self.state.end_reason or "hung_up")
+                end_state = failure.end_state if failure else (self.state.end_reason or "hung_up")
                 recorder.submit(
                     lambda s: records.store_conversation_end(
                         s, self.call_id, turns=turns, end_state=end_state, conversed=self.conversed
@@ -568,3 +621,10 @@ class CallSession:
     @staticmethod
     def _now() -> datetime:
         return datetime.now(UTC)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel the task and wait for it to end; raises what it raised before it was cancelled."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
