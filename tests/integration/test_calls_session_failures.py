@@ -1,8 +1,8 @@
 """When the call's own work fails, the call still ends properly: a recogniser that breaks, a
-database read that fails while the bot waits for answering-machine detection. The session runs
-as the app runs it (real dialog, synthesiser and database, SQLite and PostgreSQL); only the
-websocket and the failing recogniser are stand-ins, and database errors are raised inside the
-engine itself."""
+database read that fails while the bot waits for answering-machine detection, an opt-out whose
+write fails or waits on a lock. The session runs as the app runs it (real dialog, synthesiser
+and database, SQLite and PostgreSQL); only the websocket and the failing recogniser are
+stand-ins, and database errors are raised inside the engine itself or come from a real lock."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -25,9 +26,10 @@ from tests.integration.calls_support import (
     shared_speech,
 )
 from voicebot.calls import records
+from voicebot.calls import session as session_module
 from voicebot.calls.services import CallServices, build_call_services
 from voicebot.calls.session import CallSession
-from voicebot.db.models import Call, Campaign
+from voicebot.db.models import Call, CallBack, Campaign, DoNotCall
 from voicebot.speech.recognition import PartialRecognition, Recognition, SpeechModelUnavailable
 from voicebot.telephony.media import InboundFrames, Start, parse_inbound
 
@@ -231,3 +233,86 @@ async def test_the_dialog_starts_as_for_a_person_when_no_verdict_can_be_read(
     assert transport.closed == (1000, "call ended")
     stored = await _call(sessionmaker, call_id)
     assert stored.stream_error is None and stored.end_state is not None
+
+
+class FailFirstOptOutWrite:
+    """The first attempt to put a number on the do-not-call list fails inside the engine, as
+    over a connection lost mid-call."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def before_execute(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if not self.failed and statement.lstrip().startswith("INSERT INTO do_not_call"):
+            self.failed += 1
+            raise OperationalError(statement, parameters, ConnectionError("connection lost"))
+
+
+async def _opt_out_and_hang_up(services: CallServices, call_id: int) -> None:
+    """The borrower hears the greeting, presses 9 (do not call me again) and hangs up."""
+    transport = QueueTransport()
+    call, frames = await _session(services, call_id, transport)
+    running = asyncio.create_task(call.run())
+    try:
+        await asyncio.wait_for(transport.spoke.wait(), 20)
+        await transport.inbound.put(frames.dtmf("9"))
+    finally:
+        await transport.inbound.put(frames.stop())
+        await asyncio.wait_for(running, 60)
+        await services.aclose()
+
+
+async def _opted_out(sessionmaker: async_sessionmaker[AsyncSession], e164: str) -> bool:
+    async with sessionmaker() as session:
+        listed = await session.get(DoNotCall, e164)
+        pending = await session.scalar(
+            select(func.count()).select_from(CallBack).where(CallBack.status == "pending")
+        )
+    return listed is not None and pending == 0
+
+
+async def test_an_opt_out_survives_a_failed_write(
+    db_url: str, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    e164 = "+821055560003"
+    call_id = await seed_call(sessionmaker, e164=e164, carrier_sid=CALL_SID, extra_pending=True)
+    failure = FailFirstOptOutWrite()
+    event.listen(engine.sync_engine, "before_cursor_execute", failure.before_execute)
+    try:
+        await _opt_out_and_hang_up(_services(db_url, sessionmaker), call_id)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", failure.before_execute)
+    assert failure.failed == 1
+    assert await _opted_out(sessionmaker, e164)
+
+
+async def test_an_opt_out_waits_for_a_locked_table_at_the_end_of_the_call(
+    db_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another transaction holds the do-not-call list locked for longer than the call's records
+    may take at its end: the opt-out is stored once the lock is released, not given up."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's writers fail at once on a lock (the test above covers a failure)")
+    monkeypatch.setattr(session_module, "_RECORDER_DRAIN_SECONDS", 0.5)
+    e164 = "+821055560004"
+    call_id = await seed_call(sessionmaker, e164=e164, carrier_sid=CALL_SID, extra_pending=True)
+    locker = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        locking = locker.transaction()
+        await locking.start()
+        await locker.execute("LOCK TABLE do_not_call IN ACCESS EXCLUSIVE MODE")
+
+        async def release_later() -> None:
+            await asyncio.sleep(2.0)
+            await locking.rollback()
+
+        release = asyncio.create_task(release_later())
+        await _opt_out_and_hang_up(_services(db_url, sessionmaker), call_id)
+        await release
+    finally:
+        await locker.close()
+    assert await _opted_out(sessionmaker, e164)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.calls import records
@@ -82,7 +83,19 @@ _STOP_WAIT_SECONDS = 10.0
 _DETECTION_POLL_SECONDS = 0.25
 # How long the prompts before a Hangup may take to come back before the call is ended anyway.
 _CLOSING_GRACE_SECONDS = 60.0
+# How long the call's end waits for its records to be stored before giving up on them, unless
+# an opt-out or a call-back request is among them (see _Recorder).
 _RECORDER_DRAIN_SECONDS = 10.0
+# A write that fails on a database error is tried again after a pause that doubles each time.
+_WRITE_FIRST_PAUSE_SECONDS = 0.2
+_WRITE_MAX_PAUSE_SECONDS = 5.0
+# How long a write may go on failing before it is given up: an outcome or the transcript...
+_WRITE_GIVE_UP_SECONDS = 10.0
+# ...and an opt-out or a call-back request, which the bot has promised the borrower.
+_PROMISE_GIVE_UP_SECONDS = 300.0
+# Errors a later attempt may not meet: the connection, the pool, a lock, a cancelled statement.
+# An integrity error would only come again.
+_TRANSIENT_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
 
 class MediaTransport(Protocol):
@@ -132,35 +145,114 @@ class SessionStats:
     frames_in: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    what: str  # for the log: "opt-out", "outcome", ...
+    store: Callable[[AsyncSession], Awaitable[Any]]
+    # An opt-out or a call-back request: the bot told the borrower it is done, and an opt-out
+    # must be honoured whenever in the call it comes.
+    promise: bool
+
+
 class _Recorder:
-    """Database writes of one call, in order, each in its own transaction, off the audio path."""
+    """Database writes of one call, in order, each in its own transaction, off the audio path.
+
+    A write that meets a database error (a dropped connection, a lock, a cancelled statement) is
+    tried again after a short pause. Outcomes and the transcript are given up after a few
+    seconds of failures, and at the call's end after ``_RECORDER_DRAIN_SECONDS``; opt-outs and
+    call-back requests are kept trying for minutes, and the call's end waits for them.
+    """
 
     def __init__(self, services: CallServices, call_id: int) -> None:
         self._services = services
         self._call_id = call_id
-        self._queue: asyncio.Queue[Callable[[AsyncSession], Awaitable[Any]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Write] = asyncio.Queue()
+        self._promises = 0  # promise writes queued or being stored
         self._task = asyncio.create_task(self._run(), name=f"call-{call_id}-recorder")
 
-    def submit(self, write: Callable[[AsyncSession], Awaitable[Any]]) -> None:
-        self._queue.put_nowait(write)
+    def submit(
+        self, what: str, store: Callable[[AsyncSession], Awaitable[Any]], *, promise: bool = False
+    ) -> None:
+        if promise:
+            self._promises += 1
+        self._queue.put_nowait(_Write(what, store, promise))
 
     async def _run(self) -> None:
         while True:
             write = await self._queue.get()
             try:
-                async with self._services.sessionmaker() as session:
-                    await write(session)
-            except Exception:
-                log.exception("call %s: a conversation record was not stored", self._call_id)
+                await self._store(write)
             finally:
+                if write.promise:
+                    self._promises -= 1
                 self._queue.task_done()
 
+    async def _store(self, write: _Write) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + (
+            _PROMISE_GIVE_UP_SECONDS if write.promise else _WRITE_GIVE_UP_SECONDS
+        )
+        pause = _WRITE_FIRST_PAUSE_SECONDS
+        failures = 0
+        while True:
+            try:
+                async with self._services.sessionmaker() as session:
+                    await write.store(session)
+            except IntegrityError:
+                log.exception("call %s: the %s was not stored", self._call_id, write.what)
+                return
+            except _TRANSIENT_ERRORS as exc:
+                failures += 1
+                if loop.time() + pause > give_up:
+                    log.exception(
+                        "call %s: the %s was not stored (%d attempts)",
+                        self._call_id,
+                        write.what,
+                        failures,
+                    )
+                    return
+                log.warning(
+                    "call %s: storing the %s failed (%s); trying again in %.1f s",
+                    self._call_id,
+                    write.what,
+                    type(exc).__name__,
+                    pause,
+                )
+            except Exception:
+                log.exception("call %s: the %s was not stored", self._call_id, write.what)
+                return
+            else:
+                if failures:
+                    log.info(
+                        "call %s: the %s was stored after %d failed attempts",
+                        self._call_id,
+                        write.what,
+                        failures,
+                    )
+                return
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, _WRITE_MAX_PAUSE_SECONDS)
+
     async def drain(self) -> None:
+        """Wait for the call's writes; past ``_RECORDER_DRAIN_SECONDS``, only while an opt-out or
+        a call-back request is still among them (each is given up at its own deadline)."""
         try:
             async with asyncio.timeout(_RECORDER_DRAIN_SECONDS):
                 await self._queue.join()
         except TimeoutError:
-            log.error("call %s: records still unwritten at the end of the call", self._call_id)
+            unwritten = True
+            if self._promises:
+                log.warning(
+                    "call %s: the call has ended; still storing %d opt-outs or call-backs",
+                    self._call_id,
+                    self._promises,
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_PROMISE_GIVE_UP_SECONDS):
+                        await self._queue.join()
+                        unwritten = False
+            if unwritten:
+                log.error("call %s: records still unwritten at the end of the call", self._call_id)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -395,15 +487,17 @@ class CallSession:
             if failure is not None:
                 error, message = failure.code, failure.message
                 recorder.submit(
-                    lambda s: records.record_stream_error(s, self.call_id, error, message)
+                    "stream error",
+                    lambda s: records.record_stream_error(s, self.call_id, error, message),
                 )
             if self.state is not None:
                 turns = self.state.turns
                 end_state = failure.end_state if failure else (self.state.end_reason or "hung_up")
                 recorder.submit(
+                    "transcript",
                     lambda s: records.store_conversation_end(
                         s, self.call_id, turns=turns, end_state=end_state, conversed=self.conversed
-                    )
+                    ),
                 )
             await recorder.drain()
         with contextlib.suppress(Exception):
@@ -445,19 +539,27 @@ class CallSession:
             self._speculate()
         elif isinstance(action, RecordOutcome):
             outcome, now = action.outcome, self._now()
-            self._recorder.submit(lambda s: records.store_outcome(s, self.setup, outcome, now=now))
+            self._recorder.submit(
+                "outcome", lambda s: records.store_outcome(s, self.setup, outcome, now=now)
+            )
             if isinstance(outcome, Confirmation) and "identity" in outcome.fields:
                 self.conversed = True
-                self._recorder.submit(lambda s: records.mark_conversed(s, self.call_id))
+                self._recorder.submit(
+                    "conversation mark", lambda s: records.mark_conversed(s, self.call_id)
+                )
         elif isinstance(action, ScheduleCallBack):
             at, now = action.at, self._now()
             self._recorder.submit(
-                lambda s: records.store_callback_request(s, self.setup, at=at, now=now)
+                "call-back request",
+                lambda s: records.store_callback_request(s, self.setup, at=at, now=now),
+                promise=True,
             )
         elif isinstance(action, OptOut):
             reason, now = action.reason, self._now()
             self._recorder.submit(
-                lambda s: records.store_opt_out(s, self.setup, reason=reason, now=now)
+                "opt-out",
+                lambda s: records.store_opt_out(s, self.setup, reason=reason, now=now),
+                promise=True,
             )
         elif isinstance(action, Transfer):
             # The carrier port has no transfer yet: the call closes after its prompt, and the
