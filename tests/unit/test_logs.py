@@ -90,14 +90,19 @@ def text_lines() -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
     access = logging.getLogger("uvicorn.access")
-    saved_access = (access.handlers[:], access.propagate)
+    saved_access = (access.handlers[:], access.propagate, access.level, access.disabled)
+    # Servers started by earlier tests may have set uvicorn's loggers' levels (as uvicorn.run
+    # does): this test is about where the records go, so let them through.
+    access.setLevel(logging.INFO)
+    access.disabled = False
     root.handlers[:] = []
     stream = io.StringIO()
     configure_logging("info", json_lines=False, secrets=["s3cr3t-token"], stream=stream)
     yield stream
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
-    access.handlers[:], access.propagate = saved_access
+    access.handlers[:], access.propagate, level, access.disabled = saved_access
+    access.setLevel(level)
 
 
 def test_plain_text_lines_are_redacted_too(text_lines: io.StringIO) -> None:
