@@ -5,6 +5,7 @@ error Twilio answers with."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from aiohttp import ServerDisconnectedError, ServerTimeoutError
@@ -66,6 +67,14 @@ def _dialer(
 def _soon_after(expected: datetime, actual: datetime) -> bool:
     """The dialer's clock runs on from the round's ``now``: within a few seconds of it."""
     return timedelta(0) <= actual - expected < timedelta(seconds=5)
+
+
+async def _one_due_callback(maker: async_sessionmaker[AsyncSession], **campaign: Any) -> None:
+    """A running campaign with one borrower (one number, GOOD) due at NOW."""
+    async with maker() as session:
+        running = await make_campaign(session, **campaign)
+        await make_callback(session, running, await make_contact(session, (GOOD,)), due_at=NOW)
+        await session.commit()
 
 
 async def _calls(maker: async_sessionmaker[AsyncSession]) -> list[Call]:
@@ -297,10 +306,7 @@ async def test_an_authentication_error_stops_dialing_and_raises_an_alarm(
 async def test_an_unknown_error_is_recorded_verbatim_and_the_retry_rules_apply(
     twilio_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessionmaker() as session:
-        campaign = await make_campaign(session, retry_delays={"failed": 600})
-        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
-        await session.commit()
+    await _one_due_callback(sessionmaker, retry_delays={"failed": 600})
     message = "Dialing +86 is not enabled: enable the geo permission"
     http = FakeTwilio(reply=_refusing({GOOD: (400, 21215, message)}))
     assert await _dialer(twilio_settings, sessionmaker, http).run_once(NOW) == 0
@@ -316,10 +322,7 @@ async def test_twilio_out_of_reach_backs_off_without_counting_an_attempt(
     twilio_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """No connection: the request never left, so nothing was dialed and nothing counts."""
-    async with sessionmaker() as session:
-        campaign = await make_campaign(session)
-        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
-        await session.commit()
+    await _one_due_callback(sessionmaker)
     http = FakeTwilio(raise_error=ConnectionRefusedError("connection refused"))
     assert await _dialer(twilio_settings, sessionmaker, http).run_once(NOW) == 0
     assert await _calls(sessionmaker) == []
@@ -334,10 +337,7 @@ async def test_a_dial_twilio_did_not_answer_waits_for_its_callbacks(
 ) -> None:
     """A timeout after the request was sent: Twilio may be dialing. Failed and retried at once,
     the borrower would have been rung twice; the call waits for Twilio's callbacks instead."""
-    async with sessionmaker() as session:
-        campaign = await make_campaign(session, retry_delays={"failed": 600})
-        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
-        await session.commit()
+    await _one_due_callback(sessionmaker, retry_delays={"failed": 600})
     http = FakeTwilio(raise_error=ServerTimeoutError("Timeout on reading data from socket"))
     dialer = _dialer(twilio_settings, sessionmaker, http)
     assert await dialer.run_once(NOW) == 0
@@ -374,10 +374,7 @@ async def test_a_dial_twilio_did_not_answer_waits_for_its_callbacks(
 async def test_a_dial_never_confirmed_fails_a_lease_later_and_is_retried_once(
     twilio_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessionmaker() as session:
-        campaign = await make_campaign(session, retry_delays={"failed": 600})
-        await make_callback(session, campaign, await make_contact(session, (GOOD,)), due_at=NOW)
-        await session.commit()
+    await _one_due_callback(sessionmaker, retry_delays={"failed": 600})
     http = FakeTwilio(raise_error=ServerDisconnectedError())
     dialer = _dialer(twilio_settings, sessionmaker, http)
     assert await dialer.run_once(NOW) == 0
