@@ -6,6 +6,15 @@ the decision itself is :func:`voicebot.domain.compliance.check`. On PostgreSQL,
 :func:`lock_and_screen` locks the batch and reads its contacts and numbers in one statement and
 the history in a second, both sent straight to asyncpg: this is the dialer's hot path, where
 SQLAlchemy's per-row result handling cost more than the queries.
+
+A loan may be in several campaigns, each with a call-back due at once, so the attempt cap must
+count more than the calls already made: a call allowed earlier in the same batch, and a call-back
+another dialer has allowed but not dialed yet (``claimed``, waiting for pacing tokens), count as
+attempts now. On PostgreSQL two dialers holding call-backs of one loan would otherwise both read
+its history before either records its call: each takes a transaction-scoped advisory lock per
+loan of its batch before reading the history, and keeps it until the transaction that records
+the calls (or claims them for pacing) commits. SQLite has a single writer, and the claim is a
+write: its rounds are serialised already.
 """
 
 from __future__ import annotations
@@ -18,10 +27,10 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voicebot.db.models import Call, Campaign, Contact, ContactPhone, DoNotCall
+from voicebot.db.models import Call, CallBack, Campaign, Contact, ContactPhone, DoNotCall
 from voicebot.dialer.call_options import call_options_for
 from voicebot.dialer.queue import ClaimedCallBack, driver_connection, in_list, is_postgres
 from voicebot.dialer.rules import rules_for
@@ -93,6 +102,9 @@ class _Contact:
 class _Since(NamedTuple):
     attempts: datetime
     conversations: datetime
+    # The round's time. A call another dialer recorded after it (this round waited for that
+    # dialer's loan lock) counts as made now: the rules look at nothing later than now.
+    now: datetime
 
 
 @dataclass(slots=True)
@@ -110,6 +122,7 @@ def _lookback(campaigns: Iterable[CampaignView], now: datetime) -> _Since:
     return _Since(
         attempts=now - max((r.attempt_period for r in rules), default=_CONVERSATION_LOOKBACK),
         conversations=now - max([_CONVERSATION_LOOKBACK, *(r.quiet_period for r in rules)]),
+        now=now,
     )
 
 
@@ -152,7 +165,8 @@ async def screen(
     *,
     now: datetime,
 ) -> Screening:
-    """Sort a claimed batch into dial / defer / refuse / not running. Reads only."""
+    """Sort a claimed batch into dial / defer / refuse / not running. Reads only; on
+    PostgreSQL it holds the batch's loans (``_LOCK_LOANS``) until the transaction ends."""
     result = Screening()
     live = _split_running(batch, campaigns, result)
     if not live:
@@ -160,13 +174,17 @@ async def screen(
     postgres = is_postgres(session)
     contacts = await _contacts(session, {cb.contact_id for cb in live}, postgres=postgres)
     since = _lookback([campaigns[cb.campaign_id] for cb in live], now)
+    loan_keys = {c.loan_key for c in contacts.values()}
+    if postgres and loan_keys:
+        await (await driver_connection(session)).execute(_LOCK_LOANS, sorted(loan_keys))
     history = await _history(
         session,
-        loan_keys={c.loan_key for c in contacts.values()},
+        loan_keys=loan_keys,
         contact_ids=list(contacts),
         since=since,
         postgres=postgres,
     )
+    await _add_claimed_elsewhere(session, history, loan_keys, batch={cb.id for cb in batch})
     _decide(result, live, campaigns, contacts, history, now=now)
     return result
 
@@ -178,8 +196,9 @@ async def lock_and_screen(
     (``FOR UPDATE SKIP LOCKED``, left ``pending``: a row dialed before the commit is written
     once, a row kept past it must be ``queue.hold``-ed), read their campaigns, and screen them.
     One statement locks the batch and reads each row's contact, numbers and do-not-call
-    entries, a second reads the history: both straight through asyncpg, in the session's
-    transaction. Returns the batch, its campaigns and the screening."""
+    entries; once the batch's loans are locked (``_LOCK_LOANS``), a second reads their history,
+    with the call-backs other dialers hold for pacing: all straight through asyncpg, in the
+    session's transaction. Returns the batch, its campaigns and the screening."""
     driver = await driver_connection(session)
     batch: list[ClaimedCallBack] = []
     contacts: dict[int, _Contact] = {}
@@ -207,14 +226,19 @@ async def lock_and_screen(
         since = _lookback([campaigns[cb.campaign_id] for cb in live], now)
         history = _History(since)
         if live_contacts:
+            loan_keys = sorted({c.loan_key for c in live_contacts.values()})
+            # Before the history is read: a dialer holding another call-back of one of these
+            # loans records its call first, and this statement's snapshot then sees it.
+            await driver.execute(_LOCK_LOANS, loan_keys)
             _add_history(
                 history,
                 await driver.fetch(
                     _HISTORY,
-                    list({c.loan_key for c in live_contacts.values()}),
+                    loan_keys,
                     since.attempts,
                     list(live_contacts),
                     since.conversations,
+                    now,
                 ),
             )
         _decide(result, live, campaigns, live_contacts, history, now=now)
@@ -243,7 +267,9 @@ def _decide(
     *,
     now: datetime,
 ) -> None:
-    """The gate's decision for each call-back of a running campaign, into ``result``."""
+    """The gate's decision for each call-back of a running campaign, into ``result``. A call
+    allowed here counts as an attempt on its loan for the call-backs after it: one loan may have
+    a call-back due in several campaigns."""
     # Most borrowers have no recent history: their decision depends only on rules and zone.
     decided: dict[tuple[int, str], Decision] = {}
     attempts, conversations = history.attempts, history.conversations
@@ -274,6 +300,7 @@ def _decide(
             result.dial.append(
                 Dialable(cb, phone.id, phone.e164, contact.loan_key, contact.persona)
             )
+            attempts.setdefault(contact.loan_key, []).append(now)
         elif isinstance(decision, Defer):
             result.defer.append((cb.id, decision.until, decision.reason))
         else:
@@ -302,6 +329,7 @@ def _phone_to_dial(contact: _Contact, preferred: int | None, retry: RetryRules) 
 
 
 _VALID = PhoneStatus.VALID
+_CLAIMED = CallBackStatus.CLAIMED.value
 _NO_HISTORY = DialHistory()
 _zones: dict[str, ZoneInfo] = {}
 
@@ -394,6 +422,29 @@ async def _history(
     return history
 
 
+async def _add_claimed_elsewhere(
+    session: AsyncSession,
+    history: _History,
+    loan_keys: set[str],
+    *,
+    batch: set[int],
+) -> None:
+    """Count as attempts now the call-backs of these loans that a dialer holds outside this
+    batch (``claimed``, lease running): they passed the gate and wait for pacing tokens. They
+    are read through the partial index ``ix_callbacks_lease``, which holds only those."""
+    now = history.since.now
+    rows = await (await session.connection()).execute(
+        select(CallBack.id, Contact.id, Contact.loan_id)
+        .join(Contact, Contact.id == CallBack.contact_id)
+        # The status as a literal, so both databases can walk the partial index.
+        .where(CallBack.status == literal_column(f"'{_CLAIMED}'"), CallBack.lease_expires_at > now)
+    )
+    for callback_id, contact_id, loan_id in rows:
+        loan_key = loan_id or f"contact:{contact_id}"
+        if callback_id not in batch and loan_key in loan_keys:
+            history.attempts.setdefault(loan_key, []).append(now)
+
+
 def _add_history(history: _History, rows: Iterable[Sequence[Any]]) -> None:
     """``(loan_key, created_at, contact_id, conversed, answered_at)`` rows of ``calls`` into
     ``history``: the row may match as an attempt, a conversation, or both."""
@@ -401,9 +452,9 @@ def _add_history(history: _History, rows: Iterable[Sequence[Any]]) -> None:
     attempts, conversations = history.attempts, history.conversations
     for loan_key, created_at, contact_id, conversed, answered_at in rows:
         if created_at > since.attempts:
-            attempts.setdefault(loan_key, []).append(created_at)
+            attempts.setdefault(loan_key, []).append(min(created_at, since.now))
         if conversed and answered_at is not None and answered_at > since.conversations:
-            conversations.setdefault(contact_id, []).append(answered_at)
+            conversations.setdefault(contact_id, []).append(min(answered_at, since.now))
 
 
 # The batch lock (``queue.claim_statement``'s rows, locked but not written) and, one row per
@@ -430,11 +481,29 @@ LEFT JOIN contact_phones AS phone ON phone.contact_id = contact.id
 LEFT JOIN do_not_call AS dnc ON dnc.e164 = phone.e164
 ORDER BY due.due_at, due.id, phone.position
 """
-# :func:`_history` as asyncpg runs it: $1 loan keys, $2 attempts since, $3 contact ids,
-# $4 conversations since.
-_HISTORY = """
+# :func:`_history` and :func:`_add_claimed_elsewhere` as asyncpg runs them: $1 loan keys,
+# $2 attempts since, $3 contact ids, $4 conversations since, $5 now. A claimed call-back reads as
+# an attempt made now (its loan key built as the dialer builds it).
+_HISTORY = f"""
 SELECT loan_key, created_at, contact_id, conversed, answered_at
 FROM calls
 WHERE (loan_key = ANY($1::varchar[]) AND created_at > $2)
    OR (contact_id = ANY($3::bigint[]) AND conversed AND answered_at > $4)
+UNION ALL
+SELECT coalesce(nullif(contact.loan_id, ''), 'contact:' || contact.id), $5::timestamptz,
+       contact.id, false, NULL::timestamptz
+FROM callbacks
+JOIN contacts AS contact ON contact.id = callbacks.contact_id
+WHERE callbacks.status = '{CallBackStatus.CLAIMED.value}' AND callbacks.lease_expires_at > $5
+  AND coalesce(nullif(contact.loan_id, ''), 'contact:' || contact.id) = ANY($1::varchar[])
+"""
+# One advisory lock per loan key ($1), held until the transaction ends, taken in one order (the
+# subquery's) so that two dialers never wait for each other both ways. The two-key form with
+# its own first key keeps these apart from the application's other advisory locks. A dialer
+# holds as many as its batch has loans: dialers x ``dialer_batch_size`` must fit PostgreSQL's
+# lock table (max_locks_per_transaction x max_connections, 6,400 by default).
+_LOAN_LOCK_SPACE = 0x6C6F616E  # "loan"
+_LOCK_LOANS = f"""
+SELECT pg_advisory_xact_lock({_LOAN_LOCK_SPACE}, loan.key)
+FROM (SELECT DISTINCT hashtext(key) AS key FROM unnest($1::text[]) AS key ORDER BY 1) AS loan
 """
