@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import time as clock_time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.integration.dialer_rows import (
@@ -513,6 +514,62 @@ async def test_run_loops_until_stopped_and_survives_a_lost_database(
         await asyncio.wait_for(task, 5)
     finally:
         await broken.dispose()
+
+
+async def test_run_survives_its_batch_statement_cancelled(
+    fast: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A statement timeout, a deadlock or an operator's pg_cancel_backend stops a statement the
+    dialer sends straight to asyncpg, which raises asyncpg's own error, not SQLAlchemy's: the
+    round fails, is logged, and the next one dials."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("the statements sent straight to asyncpg are PostgreSQL's")
+    quick = fast.model_copy(update={"dialer_poll_seconds": 0.05})
+    async with sessionmaker() as session:
+        camp = await make_campaign(session)
+        await make_callback(session, camp, await make_contact(session), due_at=utc(2020, 1, 1))
+        await session.commit()
+    carrier = RecordingCarrier()
+    stop = asyncio.Event()
+    task = asyncio.create_task(_dialer(quick, sessionmaker, carrier).run(stop))
+    await asyncio.wait_for(carrier.dialed.wait(), 10)
+    carrier.dialed.clear()
+    # The batch statement reads the do-not-call list: held here, it waits until stopped.
+    blocker = sessionmaker()
+    await blocker.execute(text("LOCK TABLE do_not_call IN ACCESS EXCLUSIVE MODE"))
+    async with sessionmaker() as session:
+        contact = await make_contact(session, ("+8613800000002",))
+        await make_callback(session, camp, contact, due_at=utc(2020, 1, 1))
+        await session.commit()
+    stopped: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="voicebot.dialer.loop"):
+        async with sessionmaker() as session:
+            for _ in range(100):
+                waiting = await session.execute(
+                    text(
+                        "SELECT pg_cancel_backend(pid), query FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+                stopped = [query for done, query in waiting if done]
+                if stopped:
+                    break
+                await session.rollback()  # a fresh view of pg_stat_activity
+                await asyncio.sleep(0.05)
+        await blocker.rollback()
+        await blocker.close()
+        await asyncio.wait_for(carrier.dialed.wait(), 10)
+    assert not task.done()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    [statement] = stopped
+    assert "FOR UPDATE SKIP LOCKED" in statement  # gate.lock_and_screen's, sent to asyncpg
+    assert carrier.dialed_numbers() == ["+8613800000001", "+8613800000002"]
+    [failed] = [r.getMessage() for r in caplog.records if "round failed" in r.getMessage()]
+    assert failed.startswith("dialer round failed (QueryCanceledError: canceling statement")
 
 
 @pytest.mark.parametrize("change", ["paused", "full"])

@@ -126,14 +126,15 @@ class Dialer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dial until ``stop`` is set: at once again after a full batch, else every
-        ``dialer_poll_seconds``. Database errors are logged and retried with back-off."""
+        ``dialer_poll_seconds``. Database errors (SQLAlchemy's, and asyncpg's own from the
+        statements sent to it directly) are logged and retried with back-off."""
         self._stop = stop
         poll = self._settings.dialer_poll_seconds
         failures = 0
         while not stop.is_set():
             try:
                 counts = await self._round(self._clock())
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            except (SQLAlchemyError, OSError, TimeoutError, queue.DriverError) as exc:
                 failures += 1
                 delay = min(30.0, poll * 2**failures)
                 log.warning("dialer round failed (%s); retrying in %.1f s", _describe(exc), delay)

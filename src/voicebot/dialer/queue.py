@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
+import asyncpg
 from sqlalchemy import ColumnElement, Update, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +42,12 @@ class ClaimedCallBack(NamedTuple):
 
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+# What a statement sent straight to asyncpg raises when the server cancels, refuses or loses it
+# (a statement or lock timeout, pg_cancel_backend, a deadlock, a dropped connection): SQLAlchemy
+# wraps only the errors of the statements it sends itself.
+DriverError: type[Exception] = asyncpg.PostgresError
 
 
 class DriverConnection(Protocol):
