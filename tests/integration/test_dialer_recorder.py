@@ -18,7 +18,7 @@ from tests.integration.dialer_rows import (
     utc,
 )
 from voicebot.db.models import Call, CallBack, Campaign, CarrierEvent, ContactPhone
-from voicebot.dialer.lifecycle import StatusEvent
+from voicebot.dialer.lifecycle import StatusBatch, StatusEvent, apply_status_events
 from voicebot.dialer.recorder import StatusRecorder
 
 NOW = utc(2026, 3, 10, 4, 0)
@@ -263,6 +263,55 @@ async def test_calls_to_one_number_ended_in_one_batch_each_count_against_it(
     async with sessionmaker() as session:
         failures = await session.scalar(select(ContactPhone.consecutive_failures))
     assert failures == 3
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "failures"),
+    [
+        ("busy", "no-answer", 3),  # both failures count: 1 + 1 + 1
+        ("completed", "busy", 1),  # answered first resets the count; the busy call counts after
+    ],
+)
+async def test_calls_to_one_number_ended_in_two_transactions_each_count_against_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    db_url: str,
+    first: str,
+    second: str,
+    failures: int,
+) -> None:
+    """As above, but the two calls end in overlapping transactions (two API processes'
+    recorders, or a recorder and a refused dial): each read the number's state before the
+    other wrote it, and neither may overwrite the other's count."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer cannot overlap two transactions that write")
+    async with sessionmaker() as session:
+        camp = await make_campaign(session)
+        contact = await make_contact(session, ("+8613800000001",))
+        calls = []
+        for i in range(2):
+            callback = await make_callback(session, camp, contact, due_at=NOW)
+            call = await make_call(session, callback, contact, created_at=NOW, carrier_sid=_sid(i))
+            calls.append(call.id)
+        await session.execute(update(ContactPhone).values(consecutive_failures=1))
+        await session.commit()
+    ending = [
+        _event(calls[0], _sid(0), first, 1, CallDuration="60"),
+        _event(calls[1], _sid(1), second, 1),
+    ]
+    sessions = [sessionmaker(), sessionmaker()]
+    batches = [StatusBatch(), StatusBatch()]
+    try:
+        for session, batch, event_ in zip(sessions, batches, ending, strict=True):
+            await apply_status_events(session, [(event_, NOW)], batch=batch)
+        for session, batch in zip(sessions, batches, strict=True):
+            await batch.close(session)
+            await session.commit()
+    finally:
+        for session in sessions:
+            await session.close()
+    async with sessionmaker() as session:
+        assert await session.scalar(select(ContactPhone.consecutive_failures)) == failures
+        assert await session.scalar(select(Campaign.live_calls)) == 0
 
 
 async def test_a_started_campaigns_rules_are_read_once_and_its_status_when_needed(

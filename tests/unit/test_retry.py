@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from voicebot.domain.retry import (
+    NO_PHONE_CHANGE,
     Finished,
+    PhoneChange,
     PhoneState,
     Retry,
     RetryRules,
@@ -127,6 +130,44 @@ def test_phone_state_after_a_call(disposition: Disposition, after: PhoneState) -
 def test_an_opted_out_number_stays_opted_out() -> None:
     opted = PhoneState(PhoneStatus.OPTED_OUT, 0)
     assert phone_after_call(opted, Disposition.INVALID_NUMBER).status is PhoneStatus.OPTED_OUT
+
+
+def _ended(dispositions: tuple[Disposition, ...]) -> PhoneChange:
+    change = NO_PHONE_CHANGE
+    for disposition in dispositions:
+        change = change.after(disposition)
+    return change
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        PhoneState(PhoneStatus.VALID, 0),
+        PhoneState(PhoneStatus.VALID, 2),
+        PhoneState(PhoneStatus.INVALID, 1),
+        PhoneState(PhoneStatus.OPTED_OUT, 1),
+    ],
+)
+def test_calls_ended_in_two_transactions_change_the_number_as_one_after_the_other(
+    start: PhoneState,
+) -> None:
+    """Each transaction writes its calls' change to the number as it finds it, so the number
+    ends as if every call had ended in turn, however the calls were split between them."""
+    for calls in itertools.product(list(Disposition), repeat=3):
+        in_turn = start
+        for disposition in calls:
+            in_turn = phone_after_call(in_turn, disposition)
+        for split in range(len(calls) + 1):
+            first, second = _ended(calls[:split]), _ended(calls[split:])
+            assert second.applied_to(first.applied_to(start)) == in_turn, (calls, split)
+
+
+def test_a_change_is_relative_to_the_number_when_written() -> None:
+    busy = NO_PHONE_CHANGE.after(Disposition.BUSY)
+    assert busy == PhoneChange(reset=False, failures=1, invalid=False)
+    assert busy.applied_to(PhoneState(PhoneStatus.VALID, 4)) == PhoneState(PhoneStatus.VALID, 5)
+    answered_then_busy = busy.after(Disposition.ANSWERED).after(Disposition.NO_ANSWER)
+    assert answered_then_busy == PhoneChange(reset=True, failures=1, invalid=False)
 
 
 @pytest.mark.parametrize(

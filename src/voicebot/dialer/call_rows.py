@@ -62,8 +62,9 @@ class LiveCall:
     conversed: bool
     error_code: str | None
     error_message: str | None
-    # The dialed number's state, read with the row (not one of its columns): ending the call
-    # changes it (lifecycle's ``_phone_changes``). None when the call has no number.
+    # The dialed number's state, read with the row (not one of its columns): whether ending the
+    # call changes it (lifecycle's ``_phone_changes``; the change itself is written relative to
+    # the number's row). None when the call has no number.
     phone: PhoneState | None = field(default=None, repr=False)
     read: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -180,18 +181,21 @@ async def store_and_move(session: AsyncSession, rows: Sequence[StatusRow]) -> li
     return [stored.pop(row.dedupe_key, None) for row in rows]
 
 
-class PhoneChange(NamedTuple):
-    """A number's new state after the calls to it ended."""
+class PhoneUpdate(NamedTuple):
+    """What the calls to a number that ended do to its row, relative to the row as it is when
+    written (``retry.PhoneChange``): concurrent transactions ending calls to one number each
+    add their failures."""
 
     phone_id: int
-    status: str
+    reset: bool
     failures: int
+    invalid: bool
 
 
 async def write_endings(
     session: AsyncSession,
     ended: Sequence[tuple[LiveCall, datetime]],
-    phones: Sequence[PhoneChange],
+    phones: Sequence[PhoneUpdate],
 ) -> None:
     """Write what ending these calls (each with when it ended) changed, in one statement
     (PostgreSQL): their call-backs done, their rows, their numbers' states, and their
@@ -207,8 +211,9 @@ async def write_endings(
             [now for _, now in ended],
             *([getattr(call, name) for call in calls] for name in WRITTEN),
             [p.phone_id for p in phones],
-            [p.status for p in phones],
+            [p.reset for p in phones],
             [p.failures for p in phones],
+            [p.invalid for p in phones],
         ),
     )
     for call in calls:
@@ -421,9 +426,13 @@ _WRITTEN_TYPES = {
     "error_message": "text",
 }
 # $1 call ids, $2 their call-backs, $3 their campaigns, $4 when each ended, then one array per
-# WRITTEN column, then the numbers changed: ids, statuses, consecutive failures.
+# WRITTEN column, then the numbers changed (``PhoneUpdate``): ids, resets, failures added,
+# found invalid. Each number's row is changed as it is when written (after waiting for its lock,
+# PostgreSQL reads the row again), never set to a state read before.
 _WRITTEN_ARGS = ", ".join(f"${5 + i}::{_WRITTEN_TYPES[n]}[]" for i, n in enumerate(WRITTEN))
 _FIRST_PHONE_ARG = 5 + len(WRITTEN)
+_OPTED_OUT = PhoneStatus.OPTED_OUT.value
+_INVALID = PhoneStatus.INVALID.value
 _WRITE_ENDINGS = f"""
 WITH ended AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::timestamptz[],
@@ -440,9 +449,14 @@ WITH ended AS (
     FROM ended
     WHERE calls.id = ended.id
 ), phones_set AS (
-    UPDATE contact_phones SET status = phone.status, consecutive_failures = phone.failures
-    FROM unnest(${_FIRST_PHONE_ARG}::bigint[], ${_FIRST_PHONE_ARG + 1}::text[],
-                ${_FIRST_PHONE_ARG + 2}::int[]) AS phone (id, status, failures)
+    UPDATE contact_phones
+    SET status = CASE WHEN phone.invalid AND contact_phones.status <> '{_OPTED_OUT}'
+                      THEN '{_INVALID}' ELSE contact_phones.status END,
+        consecutive_failures = phone.failures
+            + CASE WHEN phone.reset THEN 0 ELSE contact_phones.consecutive_failures END
+    FROM unnest(${_FIRST_PHONE_ARG}::bigint[], ${_FIRST_PHONE_ARG + 1}::bool[],
+                ${_FIRST_PHONE_ARG + 2}::int[], ${_FIRST_PHONE_ARG + 3}::bool[])
+         AS phone (id, reset, failures, invalid)
     WHERE contact_phones.id = phone.id
 )
 UPDATE campaigns SET live_calls = greatest(campaigns.live_calls - ended_in.calls, 0)

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Integer,
     bindparam,
     case,
     or_,
@@ -39,7 +41,7 @@ from voicebot.dialer.call_rows import (
     TOUCH_BY_SID,
     WRITTEN,
     LiveCall,
-    PhoneChange,
+    PhoneUpdate,
     StatusRow,
     move_one,
     store_and_move,
@@ -52,13 +54,14 @@ from voicebot.dialer.rules import rules_for
 from voicebot.domain.campaigns import FINISHED, MachineAction
 from voicebot.domain.compliance import ComplianceRules
 from voicebot.domain.retry import (
+    NO_PHONE_CHANGE,
+    PhoneChange,
     PhoneState,
     Retry,
     RetryRules,
     after_call,
     choose_phone,
     disposition_for,
-    phone_after_call,
 )
 from voicebot.domain.types import (
     CallBackStatus,
@@ -174,10 +177,22 @@ _CALLBACK_DONE = (
     )
     .values(status=CallBackStatus.DONE.value, lease_expires_at=None, updated_at=bindparam("now"))
 )
+# As ``call_rows.write_endings`` changes a number: relative to its row as it is when written.
 _SET_PHONE_STATE = (
     update(ContactPhone)
     .where(ContactPhone.id == bindparam("phone_id"))
-    .values(status=bindparam("status"), consecutive_failures=bindparam("failures"))
+    .values(
+        status=case(
+            (
+                bindparam("invalid", type_=Boolean)
+                & (ContactPhone.status != PhoneStatus.OPTED_OUT.value),
+                PhoneStatus.INVALID.value,
+            ),
+            else_=ContactPhone.status,
+        ),
+        consecutive_failures=bindparam("failures", type_=Integer)
+        + case((bindparam("reset", type_=Boolean), 0), else_=ContactPhone.consecutive_failures),
+    )
 )
 _CALLS_ENDED = (
     update(Campaign)
@@ -764,27 +779,27 @@ async def _finish(
         batch.count()
 
 
-def _phone_changes(endings: Sequence[_Ending]) -> list[PhoneChange]:
-    """The numbers' failures counted (or reset) after the calls to them ended, in order: the
-    numbers whose state changed, and to what. Each number's state is the one read with the
-    first of its calls (none of them has written it yet)."""
+def _phone_changes(endings: Sequence[_Ending]) -> list[PhoneUpdate]:
+    """What the calls that ended do to their numbers, in order, as changes to each number's row
+    as it is when written: another transaction may be ending calls to the same number. A number
+    whose state, as read with the first of its calls, the change leaves as it was is not
+    written."""
     before: dict[int, PhoneState] = {}
+    changes: dict[int, PhoneChange] = {}
     for e in endings:
-        if e.call.phone_id is not None and e.call.phone is not None:
-            before.setdefault(e.call.phone_id, e.call.phone)
-    after = dict(before)
-    for e in endings:
-        if e.call.phone_id in after:
-            after[e.call.phone_id] = phone_after_call(after[e.call.phone_id], e.disposition)
+        phone_id = e.call.phone_id
+        if phone_id is not None and e.call.phone is not None:
+            before.setdefault(phone_id, e.call.phone)
+            changes[phone_id] = changes.get(phone_id, NO_PHONE_CHANGE).after(e.disposition)
     return [
-        PhoneChange(phone_id, state.status.value, state.consecutive_failures)
-        for phone_id, state in after.items()
-        if state != before[phone_id]
+        PhoneUpdate(phone_id, change.reset, change.failures, change.invalid)
+        for phone_id, change in changes.items()
+        if change.applied_to(before[phone_id]) != before[phone_id]
     ]
 
 
 async def _write_endings_one_by_one(
-    session: AsyncSession, endings: Sequence[_Ending], phones: Sequence[PhoneChange]
+    session: AsyncSession, endings: Sequence[_Ending], phones: Sequence[PhoneUpdate]
 ) -> None:
     """:func:`call_rows.write_endings` on SQLite: a statement (an executemany) per table."""
     connection = await session.connection()
@@ -794,7 +809,7 @@ async def _write_endings_one_by_one(
     if phones:
         await connection.execute(
             _SET_PHONE_STATE,
-            [{"phone_id": p.phone_id, "status": p.status, "failures": p.failures} for p in phones],
+            [p._asdict() for p in phones],
         )
     calls = [e.call for e in endings if e.call.changes()]
     if calls:

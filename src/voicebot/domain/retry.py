@@ -121,15 +121,42 @@ def phone_after_call(phone: PhoneState, disposition: Disposition) -> PhoneState:
     """The number's state once a call to it ended: failures count up, a person answering resets
     them, a carrier-confirmed invalid number is never dialed again. Voicemail and cancellations
     say nothing about the number and leave it as it was. An opted-out number stays opted out."""
-    if disposition is Disposition.INVALID_NUMBER:
-        # An opt-out is the stronger fact (and the one the borrower may want to see honoured).
-        status = phone.status if phone.status is PhoneStatus.OPTED_OUT else PhoneStatus.INVALID
-        return PhoneState(status, phone.consecutive_failures + 1)
-    if disposition in _FAILURES:
-        return PhoneState(phone.status, phone.consecutive_failures + 1)
-    if disposition in _REACHES:
-        return PhoneState(phone.status, 0)
-    return phone
+    return NO_PHONE_CHANGE.after(disposition).applied_to(phone)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneChange:
+    """What calls that ended did to their number, as a change to whatever state the number has
+    when it is written rather than a state read earlier: two transactions ending calls to one
+    number each add their failures, neither overwrites the other's.
+
+    ``reset``: a person answered, so the failures in a row start again from nought; ``failures``:
+    the failures since (or in all, without a reset); ``invalid``: the carrier said the number
+    does not exist."""
+
+    reset: bool = False
+    failures: int = 0
+    invalid: bool = False
+
+    def after(self, disposition: Disposition) -> PhoneChange:
+        """This change followed by one more call ending with ``disposition``."""
+        if disposition is Disposition.INVALID_NUMBER:
+            return PhoneChange(self.reset, self.failures + 1, invalid=True)
+        if disposition in _FAILURES:
+            return PhoneChange(self.reset, self.failures + 1, self.invalid)
+        if disposition in _REACHES:
+            return PhoneChange(reset=True, failures=0, invalid=self.invalid)
+        return self
+
+    def applied_to(self, phone: PhoneState) -> PhoneState:
+        # An opt-out is the stronger fact than an invalid number (and the one the borrower may
+        # want to see honoured).
+        invalid = self.invalid and phone.status is not PhoneStatus.OPTED_OUT
+        failures = (0 if self.reset else phone.consecutive_failures) + self.failures
+        return PhoneState(PhoneStatus.INVALID if invalid else phone.status, failures)
+
+
+NO_PHONE_CHANGE = PhoneChange()
 
 
 # Twilio error codes meaning the number itself is unusable (the REST API's 21211 "Invalid 'To'
