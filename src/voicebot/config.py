@@ -97,7 +97,10 @@ class Settings(BaseSettings):
     # Dialer
     dialer_enabled: bool = True
     dialer_id: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    dialer_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # On PostgreSQL a round holds an advisory lock per loan of its batch until its calls are
+    # recorded (dialer.gate): dialers x batch size must fit the server's lock table
+    # (max_locks_per_transaction x max_connections, 6,400 by default).
+    dialer_batch_size: int = Field(default=200, ge=1, le=2_000)
     dialer_lease_seconds: float = Field(default=120.0, gt=0, le=86_400)
     dialer_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
     # A call the carrier has not reported ended this long after the dial lost its final webhook:
