@@ -476,3 +476,68 @@ async def test_requests_refused_before_any_row_is_read(api: Api, campaign_id: in
     """Campaign state, content type and parameters."""
     await _content_types_and_query_parameters_are_checked(api, campaign_id)
     await _finished_and_unknown_campaigns_take_no_contacts(api, campaign_id)
+
+
+def _with_field(extra: str, *, name: str = '"王五"') -> bytes:
+    """A JSON body of one contact, written by hand: json.dumps writes neither NaN as JSON
+    allows it nor a lone surrogate escape."""
+    body = (
+        '{"contacts": [{"external_id": "L-7", "name": ' + name + ', "phone": "13812345678", '
+        '"amount_due": "10", "due_date": "2026-07-01"' + extra + "}]}"
+    )
+    return body.encode()
+
+
+UNSTORABLE_VALUES = [
+    pytest.param(_with_field(', "x": ' + "[" * 900 + "]" * 900), "x", "nested", id="deep-list"),
+    pytest.param(_with_field(', "x": 1e5000'), "x", "finite", id="huge-number"),
+    pytest.param(_with_field(', "x": NaN'), "x", "finite", id="nan"),
+    pytest.param(_with_field(', "x": {"y": -Infinity}'), "x", "finite", id="infinity"),
+    pytest.param(_with_field(', "x": "\\ud800"'), "x", "lone surrogate", id="surrogate-value"),
+    pytest.param(_with_field(', "\\udc00x": 1'), "\\udc00x", "lone surrogate", id="surrogate-key"),
+    pytest.param(_with_field("", name='"\\ud800"'), "name", "lone surrogate", id="surrogate-name"),
+    pytest.param(_with_field(', "amount_due": NaN'), "amount_due", "finite", id="nan-amount"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "needle"), UNSTORABLE_VALUES)
+async def test_values_no_database_can_store_are_row_errors(
+    settings: Settings, body: bytes, field: str, needle: str
+) -> None:
+    """Each of these was a 500 (recursion, or the database refusing the row), or on SQLite
+    stored in a form that broke every later read of the contact."""
+    async with running_api(settings) as api:
+        campaign_id = int((await api.create_campaign())["id"])
+        assert (await api.import_csv(campaign_id, CSV.encode())).status_code == 200
+        before = await snapshot(api.sessionmaker)
+        response = await api.http.post(
+            f"/v1/campaigns/{campaign_id}/contacts",
+            params={"default_region": "CN"},
+            content=body,
+            headers={**api.auth(Role.OPERATOR), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["detail"]["errors"]
+        assert (error["row"], error["field"]) == (0, field)
+        assert needle in error["reason"]
+        assert await snapshot(api.sessionmaker) == before
+        listed = await api.http.get("/v1/contacts", headers=api.auth(Role.ANALYST))
+        assert listed.status_code == 200, listed.text
+
+
+async def test_json_nested_deeper_than_python_reads_is_refused_naming_where(
+    settings: Settings,
+) -> None:
+    async with running_api(settings) as api:
+        campaign_id = int((await api.create_campaign())["id"])
+        body = _with_field(',\n"x": ' + "[" * 5000 + "]" * 5000)
+        response = await api.http.post(
+            f"/v1/campaigns/{campaign_id}/contacts",
+            content=body,
+            headers={**api.auth(Role.OPERATOR), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert (detail["error"], detail["line"]) == ("invalid_json", 2)
+        assert "nested too deeply" in detail["message"]
+        assert await count(api.sessionmaker, Contact) == 0

@@ -326,3 +326,94 @@ def test_regions() -> None:
     assert check_region(" cn ") == "CN"
     with pytest.raises(ValueError, match="unknown region"):
         check_region("XX")
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_field_values_nest_ten_levels_at_most() -> None:
+    assert _valid({**BASE, "x": _nested(10)}).fields == {"x": _nested(10)}
+    assert _errors({**BASE, "x": _nested(11)}) == [
+        ("x", "nested more than 10 lists or objects deep")
+    ]
+    # Far past Python's recursion limit: measured, not recursed into.
+    assert _errors({**BASE, "fields": {"x": _nested(100_000)}}) == [
+        ("fields", "nested more than 10 lists or objects deep")
+    ]
+
+
+def test_json_nested_past_what_python_parses_is_a_file_error_naming_where() -> None:
+    text = '{"contacts": [{"external_id": "L-1",\n "x": ' + "[" * 5000 + "]" * 5000 + "}]}"
+    with pytest.raises(ContactFileError) as bad:
+        read_json(text, max_rows=10)
+    assert bad.value.code == "invalid_json"
+    assert bad.value.details == {"line": 2, "column": 17}
+    assert "nested too deeply" in bad.value.message
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1e5000", "-1e5000", "NaN", "Infinity", "-Infinity", "9007199254740992", "1e16"],
+)
+def test_field_numbers_must_be_finite_and_exact_in_every_json_reader(number: str) -> None:
+    (row,) = read_json('{"contacts": [{"x": {"y": [' + number + "]}}]}", max_rows=1)
+    assert _errors({**BASE, **row.values}) == [
+        ("x", "numbers must be finite and at most 9007199254740991 in size; send others as strings")
+    ]
+
+
+def test_field_numbers_inside_the_limits_are_kept() -> None:
+    (row,) = read_json('{"contacts": [{"x": [9007199254740991, -2.5, 1e-400]}]}', max_rows=1)
+    assert _valid({**BASE, **row.values}).fields == {"x": [9007199254740991, -2.5, 0.0]}
+
+
+def test_non_finite_json_numbers_in_contact_fields_are_named() -> None:
+    (row,) = read_json('{"contacts": [{"amount_due": NaN, "days_past_due": Infinity}]}', max_rows=1)
+    assert _errors({**BASE, **row.values}) == [
+        ("amount_due", "must be a finite number ≥ 0"),
+        ("days_past_due", "must be a whole number"),
+    ]
+
+
+LONE = "\ud800"
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({**BASE, "name": f"a{LONE}"}, "name"),
+        ({**BASE, "external_id": LONE}, "external_id"),
+        ({**BASE, "loan_id": LONE}, "loan_id"),
+        ({**BASE, "currency": LONE}, "currency"),
+        ({**BASE, "time_zone": LONE}, "time_zone"),
+        ({**BASE, "note": LONE}, "note"),
+        ({**BASE, "note": {"a": [LONE]}}, "note"),
+        ({**BASE, "note": {LONE: 1}}, "note"),
+        ({**BASE, "fields": {"b": LONE}}, "fields"),
+        ({**BASE, f"k{LONE}": "x"}, "k\\ud800"),  # the key itself is escaped in the error
+    ],
+)
+def test_lone_surrogates_are_refused_in_every_text(values: dict[str, Any], field: str) -> None:
+    # What JSON's "\ud800" escape decodes to: not Unicode, so neither database nor the JSON
+    # answers can encode it.
+    assert _errors(values) == [(field, "is not valid Unicode (a lone surrogate such as \\ud800)")]
+
+
+def test_csv_cells_and_columns_get_the_same_checks_as_json() -> None:
+    # A declared charset can decode escapes into a lone surrogate or a NUL.
+    data = b"external_id,name,phone,note\\ud800,x\nL-1,a\\x00b,13812345678,\\ud800,[[1]]\n"
+    upload = parse_upload(
+        data,
+        upload_format="csv",
+        charset="unicode_escape",
+        default_region="CN",
+        max_rows=10,
+    )
+    assert [(e.row, e.field, e.reason[:20]) for e in upload.errors] == [
+        (2, "name", "contains a NUL chara"),
+        (2, "note\\ud800", "is not valid Unicode"),
+    ]

@@ -13,6 +13,7 @@ import csv
 import functools
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,16 @@ _MAX_AMOUNT = Decimal("1e12")
 _CENT = Decimal("0.01")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _DIGITS = re.compile(r"\s*\d{1,9}\s*")
+
+# Free-form fields are kept as JSON: a value may nest lists and objects this deep (an address
+# with its lines is 2), and its numbers must fit where every JSON reader agrees (RFC 8259 §6:
+# integers up to 2**53 - 1 are exact everywhere). Beyond these the database refuses the row
+# (inf, huge numbers) or Python's recursion does, as a 500 instead of an answer.
+MAX_FIELD_DEPTH = 10
+MAX_FIELD_NUMBER = 2**53 - 1
+# PostgreSQL stores no NUL in text or JSON, and a lone surrogate (a JSON "\ud800" escape) is not
+# Unicode at all: neither database driver nor the JSON answers can encode it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 _UTF8_BOM = codecs.BOM_UTF8
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
@@ -282,6 +293,15 @@ def read_json(text: str, *, max_rows: int) -> list[RawRow]:
         ) from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
         raise ContactFileError("invalid_json", f"not valid JSON: {exc}") from None
+    except RecursionError:
+        line, column = _too_deep_at(text)
+        raise ContactFileError(
+            "invalid_json",
+            f"not valid JSON: lists or objects nested too deeply (line {line}, column {column});"
+            f" a field may nest {MAX_FIELD_DEPTH} levels at most",
+            line=line,
+            column=column,
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("contacts"), list):
         raise ContactFileError(
             "invalid_body", 'the body must be a JSON object {"contacts": [ {...}, ... ]}'
@@ -411,8 +431,9 @@ class _RowCheck:
             self.fail(name, f"must be a string, not {_json_type(value)}")
             return None
         text = str(value).strip()
-        if "\x00" in text:
-            self.fail(name, "contains a NUL character")
+        problem = _text_problem(text)
+        if problem is not None:
+            self.fail(name, problem)
             return None
         return text or None
 
@@ -500,7 +521,8 @@ class _RowCheck:
         value = values.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        # A float is JSON's NaN or Infinity (other numbers are read as Decimal): refused below.
+        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
             self.fail(name, f"must be a number, not {_json_type(value)}")
             return None
         try:
@@ -563,13 +585,93 @@ class _RowCheck:
         for key, value in values.items():
             if key in CONTACT_FIELDS:
                 continue
-            if _has_nul(key) or _has_nul(value):
-                self.fail(key, "contains a NUL character")
+            problem = _text_problem(key) or _value_problem(value)
+            if problem is not None:
+                self.fail(_printable(key), problem)
             elif key == "fields" and isinstance(value, dict):
                 extra.update({str(k): _plain(v) for k, v in value.items()})
             else:
                 extra[key] = _plain(value)
         return extra or _NO_FIELDS
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a string cannot be stored, or None."""
+    bad = _UNSTORABLE.search(text)
+    if bad is None:
+        return None
+    if bad.group() == "\x00":
+        return "contains a NUL character"
+    return "is not valid Unicode (a lone surrogate such as \\ud800)"
+
+
+def _value_problem(value: Any) -> str | None:
+    """Why a JSON value (as ``read_json`` or a CSV cell gives it) cannot be kept in ``fields``,
+    or None. Walked with a stack, not recursion, so depth is measured before it can hurt."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem is not None:
+                return problem
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int | float | Decimal):
+            if not _storable_number(item):
+                return (
+                    "numbers must be finite and at most "
+                    f"{MAX_FIELD_NUMBER} in size; send others as strings"
+                )
+        elif isinstance(item, dict | list):
+            if depth == MAX_FIELD_DEPTH:
+                return f"nested more than {MAX_FIELD_DEPTH} lists or objects deep"
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str):
+                    problem = _text_problem(key)
+                    if problem is not None:
+                        return problem
+                pending.append((child, depth + 1))
+    return None
+
+
+def _storable_number(number: int | float | Decimal) -> bool:
+    if isinstance(number, Decimal):
+        return number.is_finite() and abs(number) <= MAX_FIELD_NUMBER
+    return math.isfinite(number) and abs(number) <= MAX_FIELD_NUMBER
+
+
+def _printable(key: str) -> str:
+    """A key safe to echo in an error: lone surrogates escaped, as the answer cannot carry them."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _too_deep_at(text: str) -> tuple[int, int]:
+    """(line, column) where the JSON ``text`` first nests deeper than a field may: where to look
+    once ``json.loads`` has given up on the depth. Only run then, so only a bad upload pays."""
+    # The body's object, its contacts list and the contact's object hold every field value.
+    limit = MAX_FIELD_DEPTH + 3
+    depth = 0
+    in_string = escaped = False
+    for offset, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                line = text.count("\n", 0, offset) + 1
+                return line, offset - text.rfind("\n", 0, offset)
+        elif char in "]}":
+            depth -= 1
+    return 1, 1
 
 
 def _plain(value: Any) -> Any:
@@ -581,16 +683,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def _is_whole(value: Any) -> bool:
