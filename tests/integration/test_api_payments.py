@@ -115,9 +115,9 @@ async def test_payments_judge_promises_and_a_broken_one_is_followed_up(
         spring_promise: "kept",
         late: "broken",
     }
-    # A judged promise stays judged; a repeated reference is stored once.
+    # A judged promise stays judged; a payment sent again (its reference and all) is stored once.
     again = await _post(
-        http, [{"loan_id": "LN-1", "amount": "500", "paid_on": _day(-4), "reference": "TX-3"}]
+        http, [{"loan_id": "LN-1", "amount": "300", "paid_on": _day(-4), "reference": "TX-3"}]
     )
     assert (again["stored"], again["duplicates"], again["promises"]) == (0, 1, [])
     assert await count(http.sessionmaker, Payment) == 4
@@ -231,3 +231,134 @@ async def test_a_promise_without_a_campaign_is_judged_without_a_follow_up(
     # Without a campaign there is no policy, hence no follow-up, but the verdict stands.
     assert {j.status for j in judged} == {"broken"}
     assert all(j.follow_up_callback_id is None for j in judged)
+
+
+async def _post_csv(api: Api, data: bytes, content_type: str = "text/csv") -> Any:
+    return await api.http.post(
+        "/v1/payments",
+        content=data,
+        headers={**api.auth(Role.OPERATOR), "Content-Type": content_type},
+    )
+
+
+async def test_a_csv_is_read_as_strictly_as_a_contacts_file(api: tuple[Api, Seeded]) -> None:
+    http, _seeded = api
+    good = f"LN-X1,5.00,{_day(-1)}\n"
+    for data, code, where, needle in (
+        # Past the csv module's cell limit: was a 500.
+        (
+            f"loan_id,amount,paid_on,note\n{good[:-1]},ok\nLN-X2,1,{_day(-1)},{'x' * 140_000}\n",
+            "malformed_csv",
+            {"line": 3},
+            "field larger than field limit",
+        ),
+        # Was "paid_on: Field required".
+        (
+            f'loan_id,amount,paid_on\n{good}LN-X2,"5.00,{_day(-1)}\n',
+            "malformed_csv",
+            {"line": 3},
+            "unexpected end of data",
+        ),
+        # Was stored with the last amount.
+        (
+            f"loan_id,amount,paid_on,amount\nLN-X1,5.00,{_day(-1)},7.00\n",
+            "invalid_columns",
+            {"line": 1, "column": 4},
+            "'amount' appears twice",
+        ),
+    ):
+        response = await _post_csv(http, data.encode())
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail["error"] == code
+        assert where.items() <= detail.items()
+        assert needle in detail["message"]
+    # Neither UTF-8 nor GB18030: the line is named (was only a byte offset).
+    response = await _post_csv(http, f"loan_id,amount,paid_on\n{good}".encode() + b"\xff\n")
+    assert response.status_code == 422
+    assert response.json()["detail"]["line"] == 3
+    assert await count(http.sessionmaker, Payment) == 0
+
+    # A GBK file, as Chinese spreadsheets save, is read like a contacts file; a declared charset
+    # is honoured.
+    gbk = f"loan_id,amount,paid_on,reference\nLN-X1,5.00,{_day(-1)},工行-1\n".encode("gbk")
+    assert (await _post_csv(http, gbk)).status_code == 200
+    latin = f"loan_id,amount,paid_on,reference\nLN-X1,5.00,{_day(-1)},Réf-1\n".encode("latin-1")
+    response = await _post_csv(http, latin, "text/csv; charset=latin-1")
+    assert response.status_code == 200, response.text
+    async with http.sessionmaker() as session:
+        references = set((await session.scalars(select(Payment.reference))).all())
+    assert references == {"工行-1", "Réf-1"}
+
+
+async def test_a_reference_names_one_payment(api: tuple[Api, Seeded]) -> None:
+    http, _seeded = api
+    day = _day(-2)
+    # Two loans' payments under one reference in one upload: LN-X2's was counted a duplicate
+    # and lost.
+    response = await _post_csv(
+        http,
+        f"loan_id,amount,paid_on,reference\nLN-X1,5.00,{day},R-1\nLN-X2,5.00,{day},R-1\n".encode(),
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["error"] == "reference_conflict"
+    ((error),) = detail["errors"]
+    assert (error["line"], error["field"], error["conflicts_with"]) == (3, "reference", {"line": 2})
+    assert "line 2" in error["reason"]
+    response = await http.http.post(
+        "/v1/payments",
+        json={
+            "payments": [
+                {"loan_id": "LN-X1", "amount": "5", "paid_on": day, "reference": "R-1"},
+                {"loan_id": "LN-X1", "amount": "6", "paid_on": day, "reference": "R-1"},
+            ]
+        },
+        headers=http.auth(Role.OPERATOR),
+    )
+    assert response.status_code == 422, response.text
+    ((error),) = response.json()["detail"]["errors"]
+    assert error["loc"] == ["payments", 1, "reference"]
+    assert error["conflicts_with"] == {"loc": ["payments", 0]}
+    assert await count(http.sessionmaker, Payment) == 0
+
+    # The same payment twice is a repeat, in one upload or across two.
+    same = f"loan_id,amount,paid_on,reference\nLN-X1,5.00,{day},R-1\nLN-X1,5,{day},R-1\n"
+    body = (await _post_csv(http, same.encode())).json()
+    assert (body["stored"], body["duplicates"]) == (1, 1)
+    body = (await _post_csv(http, same.encode())).json()
+    assert (body["stored"], body["duplicates"]) == (0, 2)
+    # A stored reference sent for another payment: refused, and the upload's other payment too.
+    response = await _post_csv(
+        http,
+        f"loan_id,amount,paid_on,reference\nLN-X3,1.00,{day},R-2\nLN-X2,5.00,{day},R-1\n".encode(),
+    )
+    assert response.status_code == 422, response.text
+    ((error),) = response.json()["detail"]["errors"]
+    assert (error["line"], error["field"]) == (3, "reference")
+    assert "already stored for a different payment (loan LN-X1" in error["reason"]
+    async with http.sessionmaker() as session:
+        stored = (await session.execute(select(Payment.loan_id, Payment.reference))).all()
+    assert [tuple(row) for row in stored] == [("LN-X1", "R-1")]
+
+
+async def test_a_payment_dated_in_the_future_is_refused(api: tuple[Api, Seeded]) -> None:
+    http, _seeded = api
+    response = await _post_csv(
+        http, f"loan_id,amount,paid_on\nLN-X1,5.00,{_day(0)}\nLN-X1,5.00,9999-12-31\n".encode()
+    )
+    assert response.status_code == 422, response.text
+    ((error),) = response.json()["detail"]["errors"]
+    assert (error["line"], error["field"]) == (3, "paid_on")
+    assert "in the future" in error["reason"]
+    response = await http.http.post(
+        "/v1/payments",
+        json={"payments": [{"loan_id": "LN-X1", "amount": "5", "paid_on": _day(2)}]},
+        headers=http.auth(Role.OPERATOR),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["errors"][0]["loc"] == ["payments", 0, "paid_on"]
+    assert await count(http.sessionmaker, Payment) == 0
+    # A day ahead of UTC is today somewhere (the lender's date in Asia).
+    body = await _post(http, [{"loan_id": "LN-X1", "amount": "5", "paid_on": _day(1)}])
+    assert body["stored"] == 1

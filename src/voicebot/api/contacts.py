@@ -35,6 +35,7 @@ from voicebot.domain.contacts import (
     TooManyRows,
     UnsupportedCharset,
     UploadFormat,
+    charset_of,
     check_region,
     parse_upload,
 )
@@ -240,7 +241,7 @@ def _check_accepts_contacts(status: CampaignStatus) -> None:
 
 def _upload_format(content_type: str | None) -> tuple[UploadFormat, str | None]:
     """The upload's format and declared charset, from its Content-Type."""
-    media, _, parameters = (content_type or "").partition(";")
+    media, _, _ = (content_type or "").partition(";")
     upload_format = _MEDIA_TYPES.get(media.strip().lower())
     if upload_format is None:
         raise api_error(
@@ -249,12 +250,7 @@ def _upload_format(content_type: str | None) -> tuple[UploadFormat, str | None]:
             "send contacts as application/json or text/csv",
             content_type=content_type,
         )
-    charset: str | None = None
-    for parameter in parameters.split(";"):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"') or None
-    return upload_format, charset
+    return upload_format, charset_of(content_type)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

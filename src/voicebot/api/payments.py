@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from voicebot.api.auth import Analyst, Operator
 from voicebot.api.deps import SessionDep
@@ -19,6 +27,12 @@ from voicebot.db import audit
 from voicebot.db.campaigns import get_campaign
 from voicebot.db.models import PromisePolicy
 from voicebot.db.promises import PaymentIn, judge_promises, store_payments
+from voicebot.domain.contacts import (
+    ContactFileError,
+    UnsupportedCharset,
+    charset_of,
+    decode_upload,
+)
 
 router = APIRouter(tags=["payments"], responses=documented(401, 403))
 
@@ -33,17 +47,34 @@ LoanId = Annotated[
 ]
 
 
+def _not_in_the_future(paid_on: date) -> date:
+    """A payment is reported once made. A day of slack: the lender's date may be a day ahead
+    of UTC's (Asia), never a year; a date further out is a typo that would judge promises."""
+    latest = datetime.now(UTC).date() + timedelta(days=1)
+    if paid_on > latest:
+        raise PydanticCustomError(
+            "future_date",
+            "a payment date in the future: {paid_on} is after {latest}",
+            {"paid_on": paid_on.isoformat(), "latest": latest.isoformat()},
+        )
+    return paid_on
+
+
 class PaymentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     loan_id: LoanId
     amount: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
-    paid_on: date
+    paid_on: Annotated[date, AfterValidator(_not_in_the_future)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     reference: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
         | None
-    ) = Field(default=None, description="The lender's id for it: a repeat is stored once")
+    ) = Field(
+        default=None,
+        description="The lender's id for the payment: a repeat of the same payment is stored "
+        "once; the same reference for another loan, amount or date is refused",
+    )
 
 
 class PaymentsBody(BaseModel):
@@ -65,7 +96,7 @@ class JudgedOut(BaseModel):
 class PaymentsOut(BaseModel):
     received: int
     stored: int
-    duplicates: int = Field(description="Payments whose reference was already stored")
+    duplicates: int = Field(description="Repeats of a payment already stored (same reference)")
     promises: list[JudgedOut] = Field(description="The unjudged promises of these loans")
 
 
@@ -118,16 +149,20 @@ _BODY = {
 )
 async def post_payments(request: Request, principal: Operator, session: SessionDep) -> PaymentsOut:
     """Record payments as JSON ``{"payments": [...]}`` or CSV (columns loan_id, amount, paid_on,
-    and optionally currency, reference). One bad row rejects the whole upload (422 naming the
-    row and field; nothing stored). The promises of the loans paid are judged at once."""
-    media = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+    and optionally currency, reference; UTF-8 or GBK/GB18030 as contacts are, or the declared
+    ``charset``). One bad row rejects the whole upload (422 naming the row and field; nothing
+    stored). A reference names one payment: sent again for the same loan, amount and date it
+    counts as a duplicate, for anything else it is refused naming both. The promises of the
+    loans paid are judged at once."""
+    content_type = request.headers.get("content-type")
+    media = (content_type or "").partition(";")[0].strip().lower()
     body = await request.body()
     if len(body) > MAX_BYTES:
         raise api_error(413, "body_too_large", f"send at most {MAX_BYTES} bytes at once")
     if media == "application/json":
-        payments, source = _from_json(body), "api"
+        (payments, rows), source = _from_json(body), "api"
     elif media in {"text/csv", "application/csv"}:
-        payments, source = _from_csv(body), "csv"
+        (payments, rows), source = _from_csv(body, charset_of(content_type)), "csv"
     else:
         raise api_error(
             415,
@@ -135,8 +170,26 @@ async def post_payments(request: Request, principal: Operator, session: SessionD
             "send payments as application/json or text/csv",
             content_type=media,
         )
+    _check_references(payments, rows)
     now = datetime.now(UTC)
-    stored = await store_payments(session, payments, source=source, now=now)
+    result = await store_payments(session, payments, source=source, now=now)
+    if result.taken:
+        await session.rollback()
+        raise api_error(
+            422,
+            "reference_conflict",
+            "a reference already stored names a different payment; nothing was stored",
+            errors=[
+                _row_error(
+                    rows[t.position],
+                    "reference",
+                    f"reference {payments[t.position].reference!r} is already stored for a "
+                    f"different payment (loan {t.loan_id}, {t.amount} paid on {t.paid_on})",
+                )
+                for t in result.taken
+            ],
+        )
+    stored = result.stored
     judged = await judge_promises(
         session, today=now.date(), now=now, loan_ids={p.loan_id for p in payments}
     )
@@ -169,7 +222,12 @@ async def post_payments(request: Request, principal: Operator, session: SessionD
     )
 
 
-def _from_json(body: bytes) -> list[PaymentIn]:
+# Where a payment came from: {"line": n} in a CSV file (the line its record starts on), or
+# {"loc": ["payments", i]} in a JSON body, the shapes each format's errors already use.
+Row = dict[str, Any]
+
+
+def _from_json(body: bytes) -> tuple[list[PaymentIn], list[Row]]:
     try:
         parsed = PaymentsBody.model_validate_json(body)
     except ValidationError as exc:
@@ -182,52 +240,52 @@ def _from_json(body: bytes) -> list[PaymentIn]:
                 for e in exc.errors(include_url=False, include_context=False)
             ],
         ) from None
-    return [_payment(p) for p in parsed.payments]
+    payments = [_payment(p) for p in parsed.payments]
+    return payments, [{"loc": ["payments", i]} for i in range(len(payments))]
 
 
-def _from_csv(body: bytes) -> list[PaymentIn]:
+def _from_csv(body: bytes, charset: str | None) -> tuple[list[PaymentIn], list[Row]]:
+    """The payments of a CSV file, read as strictly as a contacts file: the same encodings,
+    malformed quoting and over-long cells refused naming the line, duplicate columns refused."""
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise api_error(
-            422, "invalid_encoding", f"the CSV is not UTF-8 (byte {exc.start})"
-        ) from None
-    reader = csv.DictReader(io.StringIO(text))
-    required = {"loan_id", "amount", "paid_on"}
-    header = {(name or "").strip() for name in reader.fieldnames or []}
-    if not required <= header:
-        raise api_error(
-            422,
-            "missing_columns",
-            f"the CSV header lacks {', '.join(sorted(required - header))}",
-            line=1,
-        )
+        text = decode_upload(body, charset)
+    except UnsupportedCharset as exc:
+        raise api_error(415, exc.code, exc.message, **exc.details) from None
+    except ContactFileError as exc:
+        raise api_error(422, exc.code, exc.message, **exc.details) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = _csv_header(_next_record(reader))
     allowed = set(PaymentBody.model_fields)
     errors: list[dict[str, Any]] = []
     payments: list[PaymentIn] = []
-    for row in reader:
-        if None in row:
-            errors.append(
-                {
-                    "line": reader.line_num,
-                    "field": None,
-                    "reason": f"more values than the header's {len(reader.fieldnames or [])}",
-                }
-            )
+    rows: list[Row] = []
+    read = 0
+    while True:
+        line = reader.line_num + 1
+        cells = _next_record(reader)
+        if cells is None:
+            break
+        if not any(cell.strip() for cell in cells):
             continue
-        if len(payments) + len(errors) >= MAX_PAYMENTS:
+        read += 1
+        if read > MAX_PAYMENTS:
             raise api_error(413, "too_many_rows", f"send at most {MAX_PAYMENTS} payments at once")
+        if len(cells) != len(header):
+            reason = f"expected {len(header)} values as in the header, found {len(cells)}"
+            errors.append({"line": line, "field": None, "reason": reason})
+            continue
         values = {
-            k.strip(): (v.strip() or None)
-            for k, v in row.items()
-            if k is not None and k.strip() in allowed and isinstance(v, str)
+            name: (cell.strip() or None)
+            for name, cell in zip(header, cells, strict=True)
+            if name in allowed
         }
         try:
             payments.append(_payment(PaymentBody.model_validate(values)))
+            rows.append({"line": line})
         except ValidationError as exc:
             errors += [
                 {
-                    "line": reader.line_num,
+                    "line": line,
                     "field": str(e["loc"][0]) if e["loc"] else None,
                     "reason": e["msg"],
                 }
@@ -242,7 +300,94 @@ def _from_csv(body: bytes) -> list[PaymentIn]:
         )
     if not payments:
         raise api_error(422, "empty", "the CSV holds no payments")
-    return payments
+    return payments, rows
+
+
+def _next_record(reader: Any) -> list[str] | None:
+    """The next CSV record, None at the end; a malformed one (an unterminated quote, a cell
+    over the csv module's limit) makes the rest unreadable: 422 naming its first line."""
+    line = reader.line_num + 1
+    try:
+        cells: list[str] = next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as exc:
+        raise api_error(
+            422,
+            "malformed_csv",
+            f"line {line}: {exc}; the file cannot be read past it",
+            line=line,
+        ) from None
+    return cells
+
+
+def _csv_header(cells: list[str] | None) -> list[str]:
+    header = [cell.strip() for cell in cells or []]
+    for position, name in enumerate(header, start=1):
+        # Unnamed columns (a spreadsheet's trailing commas) are ignored, as unknown ones are.
+        if name and name in header[: position - 1]:
+            # Which of the two a spreadsheet meant cannot be known: neither is guessed.
+            raise api_error(
+                422,
+                "invalid_columns",
+                f"column {name!r} appears twice in the header",
+                line=1,
+                column=position,
+            )
+    required = {"loan_id", "amount", "paid_on"}
+    if not required <= set(header):
+        raise api_error(
+            422,
+            "missing_columns",
+            f"the CSV header lacks {', '.join(sorted(required - set(header)))}",
+            line=1,
+        )
+    return header
+
+
+def _check_references(payments: list[PaymentIn], rows: list[Row]) -> None:
+    """Refuse an upload in which one reference names two different payments: storing the
+    first and counting the second a duplicate would lose a payment without a word."""
+    first: dict[str, int] = {}
+    errors: list[dict[str, Any]] = []
+    for position, payment in enumerate(payments):
+        if payment.reference is None:
+            continue
+        earlier = first.setdefault(payment.reference, position)
+        other = payments[earlier]
+        if earlier == position or payment.same_payment(other.loan_id, other.amount, other.paid_on):
+            continue
+        errors.append(
+            {
+                **_row_error(
+                    rows[position],
+                    "reference",
+                    f"reference {payment.reference!r} is also {_label(rows[earlier])}'s, a "
+                    "different payment (loan, amount or date): a reference names one payment",
+                ),
+                "conflicts_with": rows[earlier],
+            }
+        )
+    if errors:
+        raise api_error(
+            422,
+            "reference_conflict",
+            f"{len(errors)} reference(s) name two different payments; nothing was stored",
+            errors=errors,
+        )
+
+
+def _row_error(row: Row, field: str, reason: str) -> dict[str, Any]:
+    if "line" in row:
+        return {"line": row["line"], "field": field, "reason": reason}
+    return {"loc": [*row["loc"], field], "reason": reason}
+
+
+def _label(row: Row) -> str:
+    if "line" in row:
+        return f"line {row['line']}"
+    _, index = row["loc"]
+    return f"payments[{index}]"
 
 
 def _payment(body: PaymentBody) -> PaymentIn:

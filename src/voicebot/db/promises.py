@@ -58,6 +58,27 @@ class PaymentIn:
     currency: str | None = None
     reference: str | None = None
 
+    def same_payment(self, loan_id: str, amount: Decimal, paid_on: date) -> bool:
+        """Whether a payment with this one's reference is this one sent again: a bank's
+        reference names one payment, so anything else under it is a conflict, not a repeat."""
+        return (self.loan_id, self.amount, self.paid_on) == (loan_id, amount, paid_on)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceTaken:
+    """A payment whose reference is already stored for a different payment."""
+
+    position: int  # in the payments given to ``store_payments``
+    loan_id: str
+    amount: Decimal
+    paid_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPayments:
+    stored: int
+    taken: list[ReferenceTaken]
+
 
 @dataclass(frozen=True, slots=True)
 class Judged:
@@ -84,13 +105,16 @@ async def promise_statuses(session: AsyncSession, outcome_ids: Sequence[int]) ->
 
 async def store_payments(
     session: AsyncSession, payments: Sequence[PaymentIn], *, source: str, now: datetime
-) -> int:
-    """Insert the payments; one whose ``reference`` is already stored is skipped. How many were
-    stored. Caller commits."""
+) -> StoredPayments:
+    """Insert the payments; one whose ``reference`` is already stored for the same payment is
+    skipped as a repeat. A reference stored for a different payment is reported in ``taken``
+    rather than dropped silently: the caller rolls back, as that payment would be lost.
+    Caller commits."""
     await begin_writing(session)
     insert = postgresql.insert if is_postgres(session) else sqlite.insert
     stored = 0
-    for payment in payments:
+    taken: list[ReferenceTaken] = []
+    for position, payment in enumerate(payments):
         row_id = await session.scalar(
             insert(Payment)
             .values(
@@ -105,8 +129,19 @@ async def store_payments(
             .on_conflict_do_nothing(index_elements=[Payment.reference])
             .returning(Payment.id)
         )
-        stored += row_id is not None
-    return stored
+        if row_id is not None:
+            stored += 1
+            continue
+        earlier = (
+            await session.execute(
+                select(Payment.loan_id, Payment.amount, Payment.paid_on).where(
+                    Payment.reference == payment.reference
+                )
+            )
+        ).one()
+        if not payment.same_payment(*earlier):
+            taken.append(ReferenceTaken(position, *earlier))
+    return StoredPayments(stored=stored, taken=taken)
 
 
 def _unjudged_promises() -> Select[Outcome, str | None, PromisePolicy]:

@@ -174,6 +174,17 @@ def decode_upload(data: bytes, charset: str | None) -> str:
             ) from None
 
 
+def charset_of(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type header, if it names one."""
+    _, _, parameters = (content_type or "").partition(";")
+    charset: str | None = None
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"') or None
+    return charset
+
+
 def _decode_or_explain(data: bytes, codec: str) -> str:
     try:
         return _decode(data, codec)
