@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from tests.integration.api_support import Api, count, running_api, snapshot
 from voicebot.config import Settings
 from voicebot.db import contacts as db_contacts
-from voicebot.db.models import AuditEntry, CallBack, Contact, ContactPhone, DoNotCall
+from voicebot.db.models import AuditEntry, CallBack, Campaign, Contact, ContactPhone, DoNotCall
 from voicebot.domain.types import Role
 
 HEADER = "external_id,name,phone,alternate_phones,loan_id,amount_due,currency,due_date,persona"
@@ -27,6 +28,8 @@ ROWS = [
     "L-2,李四,+8613800000002,,LN-2,88,CNY,2026-07-02,busy",
 ]
 CSV = HEADER + "\n" + "\n".join(ROWS) + "\n"
+# What the campaigns' dialog (car_loan_followup.zh-CN) needs of every contact, beyond a name.
+DUE = {"amount_due": "100", "due_date": "2026-07-01"}
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ async def test_a_json_import_stores_contacts_numbers_and_initial_callbacks(
                 "days_past_due": 12,
                 "persona": "answers",
             },
-            {"external_id": "L-2", "name": "Ann", "phone": "+1 212 555 0123"},
+            {"external_id": "L-2", "name": "Ann", "phone": "+1 212 555 0123", **DUE},
         ],
     )
     assert response.status_code == 200, response.text
@@ -202,13 +205,13 @@ async def _files_that_cannot_be_read_are_refused_whole(api: Api, campaign_id: in
 
 async def _bad_rows_are_all_reported_with_line_field_and_reason(api: Api, campaign_id: int) -> None:
     text = (
-        "external_id,name,phone,time_zone,amount_due\n"
-        "L-1,ok,13812345678,,1\n"
+        "external_id,name,phone,time_zone,amount_due,due_date\n"
+        "L-1,ok,13812345678,,1,2026-07-01\n"
         "L-2,short row\n"  # ragged: line 3
-        "L-3,bad phone,12345,,\n"
-        "L-4,bad zone,13800000004,Asia/Atlantis,\n"
-        '"L-5","multi\nline",13800000005,,-2\n'  # starts on line 6
-        "L-1,again,13800000006,,\n"
+        "L-3,bad phone,12345,,1,2026-07-01\n"
+        "L-4,bad zone,13800000004,Asia/Atlantis,1,2026-07-01\n"
+        '"L-5","multi\nline",13800000005,,-2,2026-07-01\n'  # starts on line 6
+        "L-1,again,13800000006,,1,2026-07-01\n"
     )
     response = await api.import_csv(campaign_id, text.encode())
     assert response.status_code == 422
@@ -233,8 +236,8 @@ async def _json_rows_are_reported_by_index(api: Api, campaign_id: int) -> None:
     response = await api.import_json(
         campaign_id,
         [
-            {"external_id": "L-1", "name": "a", "phone": "13812345678"},
-            {"external_id": "L-2", "name": "b", "phone": "+99912345"},
+            {"external_id": "L-1", "name": "a", "phone": "13812345678", **DUE},
+            {"external_id": "L-2", "name": "b", "phone": "+99912345", **DUE},
             "not an object",
             {"external_id": "L-3", "name": "c", "phone": "13812345679", "time_zone": "UTC+8"},
         ],
@@ -249,8 +252,8 @@ async def test_all_or_nothing_leaves_stored_data_unchanged(api: Api, campaign_id
     changed = (
         HEADER + "\n"
         "L-1,张三改名,13700000000,,LN-1,1,CNY,2026-08-01,busy\n"
-        "L-9,新人,13800000009,,,,,,\n"
-        "L-10,坏号码,1380000,,,,,,\n"
+        "L-9,新人,13800000009,,,1,CNY,2026-08-01,\n"
+        "L-10,坏号码,1380000,,,1,CNY,2026-08-01,\n"
     )
     response = await api.import_csv(campaign_id, changed.encode())
     assert response.status_code == 422
@@ -269,7 +272,7 @@ async def test_a_failure_while_storing_rolls_back_every_bulk_write(
 
     # Contacts and numbers are written (COPY / executemany) before call-backs are looked at.
     monkeypatch.setattr(db_contacts, "_callbacks_of", fail)
-    changed = CSV.replace("张三", "张三丰") + "L-3,王五,13800000003,,,,,,\n"
+    changed = CSV.replace("张三", "张三丰") + "L-3,王五,13800000003,,,1,CNY,2026-08-01,\n"
     with pytest.raises(RuntimeError, match="went away"):
         await api.import_csv(campaign_id, changed.encode())
     assert await snapshot(api.sessionmaker) == before
@@ -418,7 +421,9 @@ async def _more_rows_than_the_limit_is_413(api: Api, campaign_id: int) -> None:
     )
     assert response.status_code == 413
     assert response.json()["detail"]["error"] == "too_many_rows"
-    contacts = [{"external_id": f"L-{i}", "name": "n", "phone": "13812345678"} for i in range(7)]
+    contacts = [
+        {"external_id": f"L-{i}", "name": "n", "phone": "13812345678", **DUE} for i in range(7)
+    ]
     response = await api.import_json(campaign_id, contacts)
     assert response.status_code == 413
     response = await api.import_json(campaign_id, contacts[:6])
@@ -540,4 +545,82 @@ async def test_json_nested_deeper_than_python_reads_is_refused_naming_where(
         detail = response.json()["detail"]
         assert (detail["error"], detail["line"]) == ("invalid_json", 2)
         assert "nested too deeply" in detail["message"]
+        assert await count(api.sessionmaker, Contact) == 0
+
+
+async def test_contacts_the_campaigns_dialog_cannot_call_are_refused(
+    api: Api, campaign_id: int
+) -> None:
+    """The shipped dialogs need amount_due and due_date: a contact without them was imported
+    and queued, and its call failed only once the borrower had answered."""
+    text = (
+        "external_id,name,phone,amount_due,due_date\n"
+        "L-1,张三,13812345678,100,2026-07-01\n"
+        "L-2,李四,13800000002,,\n"
+        "L-3,王五,13800000003,100,\n"
+    )
+    response = await api.import_csv(campaign_id, text.encode())
+    assert response.status_code == 422, response.text
+    assert _rows_of(response) == [(3, "amount_due"), (3, "due_date"), (4, "due_date")]
+    reasons = {e["reason"] for e in response.json()["detail"]["errors"]}
+    assert reasons == {"required by the campaign's dialog car_loan_followup.zh-CN"}
+    assert await count(api.sessionmaker, Contact) == 0
+    # As any bad row, skipped on request; the good row is imported and queued.
+    response = await api.import_csv(campaign_id, text.encode(), mode="skip_invalid")
+    assert response.status_code == 200, response.text
+    assert (response.json()["created"], response.json()["skipped"]) == (1, 2)
+    assert [c.external_id for c in await _contacts(api)] == ["L-1"]
+    assert len(await _callbacks(api)) == 1
+
+
+async def test_a_dialogs_own_fields_are_checked_as_a_call_reads_them(
+    settings: Settings, tmp_path: Path
+) -> None:
+    script = (Path(settings.dialogs_dir) / "car_loan_followup.zh-CN.yaml").read_text("utf-8")
+    custom = script.replace(
+        "  due_date: {type: date, private: true}\n",
+        "  due_date: {type: date, private: true}\n  branch_code: {type: digits, required: false}\n",
+    )
+    assert custom != script
+    (tmp_path / "custom.zh-CN.yaml").write_text(custom, encoding="utf-8")
+    async with running_api(settings.model_copy(update={"dialogs_dir": str(tmp_path)})) as api:
+        campaign_id = int((await api.create_campaign(dialog_id="custom.zh-CN"))["id"])
+        contacts = [
+            {"external_id": "L-1", "name": "a", "phone": "13812345678", **DUE},
+            {"external_id": "L-2", "name": "b", "phone": "13800000002", **DUE, "branch_code": 7},
+            {"external_id": "L-3", "name": "c", "phone": "13800000003", **DUE, "branch_code": "7a"},
+        ]
+        response = await api.import_json(campaign_id, contacts)
+        assert response.status_code == 422, response.text
+        ((error),) = response.json()["detail"]["errors"]
+        assert (error["row"], error["field"]) == (2, "branch_code")
+        assert error["reason"] == (
+            "not digits: '7a' (the campaign's dialog custom.zh-CN reads it as digits)"
+        )
+        assert (await api.import_json(campaign_id, contacts[:2])).status_code == 200
+
+
+async def test_a_campaign_whose_dialog_cannot_be_loaded_takes_no_contacts(
+    settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.zh-CN.yaml").write_text("id: broken\nstates: [\n", encoding="utf-8")
+    async with running_api(settings.model_copy(update={"dialogs_dir": str(tmp_path)})) as api:
+        campaign_id = int((await api.create_campaign())["id"])
+        for dialog_id, code, needle in (
+            # Not in this dialogs_dir: the installed ones are named.
+            ("car_loan_followup.zh-CN", "dialog_not_found", "installed: broken.zh-CN"),
+            ("broken.zh-CN", "dialog_invalid", "fails its checks"),
+        ):
+            # Set in the database: the file may go missing after the campaign was created.
+            async with api.sessionmaker() as session:
+                await session.execute(
+                    update(Campaign).where(Campaign.id == campaign_id).values(dialog_id=dialog_id)
+                )
+                await session.commit()
+            response = await api.import_csv(campaign_id, CSV.encode())
+            assert response.status_code == 409, response.text
+            detail = response.json()["detail"]
+            assert (detail["error"], detail["dialog_id"]) == (code, dialog_id)
+            assert repr(dialog_id) in detail["message"]
+            assert needle in detail["message"]
         assert await count(api.sessionmaker, Contact) == 0

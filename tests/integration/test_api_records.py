@@ -20,9 +20,16 @@ CONTACTS = [
         "phone": "13812345678",
         "alternate_phones": ["13912345678"],
         "amount_due": "99.90",
+        "due_date": "2026-07-01",
         "persona": "answers",
     },
-    {"external_id": "L-2", "name": "李四", "phone": "13800000002"},
+    {
+        "external_id": "L-2",
+        "name": "李四",
+        "phone": "13800000002",
+        "amount_due": "10",
+        "due_date": "2026-07-02",
+    },
 ]
 
 

@@ -417,3 +417,17 @@ def test_csv_cells_and_columns_get_the_same_checks_as_json() -> None:
         (2, "name", "contains a NUL chara"),
         (2, "note\\ud800", "is not valid Unicode"),
     ]
+
+
+def test_a_campaigns_check_makes_row_errors_of_otherwise_valid_rows() -> None:
+    def needs_amount(contact: ContactRow) -> list[tuple[str, str]]:
+        return [] if contact.amount_due is not None else [("amount_due", "needed")]
+
+    rows = [
+        RawRow(2, {**BASE, "amount_due": "1"}),
+        RawRow(3, {**BASE, "external_id": "L-2"}),
+        RawRow(4, {**BASE, "external_id": "L-3", "phone": "1"}),  # its own errors only
+    ]
+    upload = validate_rows(rows, default_region="CN", check=needs_amount)
+    assert [c.row for c in upload.contacts] == [2]
+    assert [(e.row, e.field) for e in upload.errors] == [(3, "amount_due"), (4, "phone")]

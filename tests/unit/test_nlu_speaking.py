@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.unit.dialog_conversation import shipped
-from voicebot.dialog import ContactDataError, context_for
+from voicebot.dialog import ContactDataError, context_for, field_problems
 from voicebot.dialog.languages import language_for
 
 TODAY = date(2024, 12, 11)
@@ -127,3 +127,15 @@ def test_a_contact_missing_fields_or_with_bad_values_is_refused() -> None:
     message = str(raised.value)
     for fragment in ("missing field 'name'", "'amount_due'", "'due_date'", "Mars/Base", "currency"):
         assert fragment in message
+
+
+def test_field_problems_are_context_fors_field_by_field() -> None:
+    """What an import checks is what a call will refuse, one field at a time."""
+    script = shipped("en-US").script
+    contact = {"amount_due": "lots", "fields": {"due_date": "2026-07-01"}}
+    problems = field_problems(script, contact)
+    assert [(p.name, p.missing) for p in problems] == [("name", True), ("amount_due", False)]
+    assert problems[1].reason == "not an amount: 'lots'"
+    with pytest.raises(ContactDataError) as raised:
+        context_for(script, contact)
+    assert str(raised.value) == "; ".join(str(p) for p in problems)

@@ -25,13 +25,19 @@ from voicebot.api.schemas import (
     PhoneOut,
     RowErrorOut,
 )
+from voicebot.calls.dialogs import DialogNotFound
+from voicebot.calls.records import contact_json
+from voicebot.calls.services import CallServices
 from voicebot.db import audit
 from voicebot.db.campaigns import get_campaign
 from voicebot.db.contacts import contact_callbacks, find_contacts, get_contact, import_contacts
 from voicebot.db.models import CallBack, Contact
+from voicebot.dialog import DialogInvalid, field_problems
 from voicebot.domain.campaigns import accepts_contacts
 from voicebot.domain.contacts import (
+    ContactCheck,
     ContactFileError,
+    ContactRow,
     TooManyRows,
     UnsupportedCharset,
     UploadFormat,
@@ -131,6 +137,7 @@ async def import_into_campaign(
     if campaign is None:
         raise not_found("campaign", campaign_id)
     _check_accepts_contacts(CampaignStatus(campaign.status))
+    check = await _dialog_check(request, campaign.dialog_id)
     # Nothing is held open while the body is read and validated, which takes seconds.
     await session.rollback()
 
@@ -146,6 +153,7 @@ async def import_into_campaign(
             charset=charset,
             default_region=default_region,
             max_rows=settings.import_max_rows,
+            check=check,
         )
     except UnsupportedCharset as exc:
         raise api_error(415, exc.code, exc.message, **exc.details) from None
@@ -227,6 +235,49 @@ async def import_into_campaign(
         ],
         errors=[RowErrorOut(row=e.row, field=e.field, reason=e.reason) for e in upload.errors],
     )
+
+
+async def _dialog_check(request: Request, dialog_id: str) -> ContactCheck:
+    """The check of each contact against the fields the campaign's dialog needs, loaded the way
+    a call loads it: a contact it cannot call would otherwise fail only once the borrower has
+    answered. A campaign whose dialog cannot be loaded takes no contacts (409): none could be
+    called, and none can be checked."""
+    services: CallServices = request.app.state.calls
+    try:
+        dialog = await services.dialogs.get(dialog_id, prerender=False)
+    except DialogNotFound:
+        available = await asyncio.to_thread(services.dialogs.available)
+        raise api_error(
+            409,
+            "dialog_not_found",
+            f"the campaign's dialog {dialog_id!r} is not installed, so its contacts can be "
+            f"neither checked nor called; installed: {', '.join(available) or 'none'}",
+            dialog_id=dialog_id,
+        ) from None
+    except DialogInvalid as exc:
+        raise api_error(
+            409,
+            "dialog_invalid",
+            f"the campaign's dialog {dialog_id!r} fails its checks ({len(exc.errors)} "
+            "problem(s); see `voicebot dialog check`), so its contacts can be neither checked "
+            "nor called",
+            dialog_id=dialog_id,
+        ) from None
+    script = dialog.script
+
+    def check(contact: ContactRow) -> list[tuple[str, str]]:
+        return [
+            (
+                problem.name,
+                f"required by the campaign's dialog {dialog_id}"
+                if problem.missing
+                else f"{problem.reason} (the campaign's dialog {dialog_id} reads it as "
+                f"{script.fields[problem.name].type})",
+            )
+            for problem in field_problems(script, contact_json(contact))
+        ]
+
+    return check
 
 
 def _check_accepts_contacts(status: CampaignStatus) -> None:

@@ -1,8 +1,8 @@
 """The dialogs calls run: ``<dialogs_dir>/<dialog_id>.yaml``, loaded once and kept ready.
 
-Loading validates the file (a bad one is refused with ``dialog check``'s message) and starts
-rendering the dialog's fixed sentences in the background, so most prompts are audio already
-when a call needs them.
+Loading validates the file (a bad one is refused with ``dialog check``'s message); the first
+use for a call starts rendering the dialog's fixed sentences in the background, so most
+prompts are audio already when a call needs them.
 """
 
 from __future__ import annotations
@@ -44,13 +44,20 @@ class DialogCatalog:
             raise DialogNotFound(str(exc)) from None
         return self.directory / f"{dialog_id}.yaml"
 
-    async def get(self, dialog_id: str) -> Dialog:
-        """The dialog; raises DialogNotFound, or DialogInvalid naming every problem in the file."""
+    async def get(self, dialog_id: str, *, prerender: bool = True) -> Dialog:
+        """The dialog; raises DialogNotFound, or DialogInvalid naming every problem in the file.
+        ``prerender=False`` when only its script is read (a contact import checking fields):
+        the first call's ``get`` starts rendering its sentences then."""
         task = self._loads.get(dialog_id)
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             task = asyncio.create_task(self._load(dialog_id), name=f"dialog-{dialog_id}")
             self._loads[dialog_id] = task
-        return await asyncio.shield(task)
+        dialog = await asyncio.shield(task)
+        if prerender and self._synthesizer is not None and dialog_id not in self._prerenders:
+            self._prerenders[dialog_id] = asyncio.create_task(
+                self._prerender(dialog), name=f"prerender-{dialog_id}"
+            )
+        return dialog
 
     async def check(self, dialog_id: str) -> None:
         """Raise what :meth:`get` would (DialogNotFound, DialogInvalid), without keeping the
@@ -70,12 +77,7 @@ class DialogCatalog:
         path = self.path(dialog_id)
         if not await asyncio.to_thread(path.is_file):
             raise DialogNotFound(f"no dialog {dialog_id!r}: {path} does not exist")
-        dialog = await asyncio.to_thread(load_dialog, path)
-        if self._synthesizer is not None:
-            self._prerenders[dialog_id] = asyncio.create_task(
-                self._prerender(dialog), name=f"prerender-{dialog_id}"
-            )
-        return dialog
+        return await asyncio.to_thread(load_dialog, path)
 
     async def ready(self, dialog_id: str) -> Dialog:
         """The dialog, once its fixed sentences are rendered too."""

@@ -10,11 +10,11 @@ is written when the call ends. Call status and disposition are the carrier event
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,7 +80,28 @@ async def answered_by(session: AsyncSession, call_id: int) -> str | None:
     return value
 
 
-def contact_json(contact: Contact) -> dict[str, Any]:
+class ContactValues(Protocol):
+    """A stored contact, or one an import is about to store (``domain.contacts.ContactRow``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def loan_id(self) -> str | None: ...
+    @property
+    def amount_due(self) -> Decimal | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def due_date(self) -> date | None: ...
+    @property
+    def days_past_due(self) -> int | None: ...
+    @property
+    def fields(self) -> Mapping[str, Any] | None: ...
+
+
+def contact_json(contact: ContactValues) -> dict[str, Any]:
     def plain(value: object) -> object:
         if isinstance(value, Decimal):
             return str(value)

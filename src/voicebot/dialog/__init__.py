@@ -18,7 +18,13 @@ from voicebot.dialog.actions import (
     Transfer,
 )
 from voicebot.dialog.compiled import Dialog
-from voicebot.dialog.context import CallContext, ContactDataError, context_for
+from voicebot.dialog.context import (
+    CallContext,
+    ContactDataError,
+    FieldProblem,
+    context_for,
+    field_problems,
+)
 from voicebot.dialog.engine import CallState, DialogRuntimeError, new_call, replay, step
 from voicebot.dialog.events import (
     EVENT,
@@ -73,6 +79,7 @@ __all__ = [
     "Dispute",
     "DtmfPressed",
     "Event",
+    "FieldProblem",
     "Hangup",
     "HungUp",
     "Listen",
@@ -95,6 +102,7 @@ __all__ = [
     "check_dialog",
     "check_dialog_text",
     "context_for",
+    "field_problems",
     "load_dialog",
     "load_dialog_text",
     "new_call",

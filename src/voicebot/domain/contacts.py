@@ -15,7 +15,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -342,9 +342,17 @@ def read_upload(
     return read_json(text, max_rows=max_rows)
 
 
-def validate_rows(rows: Iterable[RawRow], *, default_region: str | None) -> ValidatedUpload:
-    """Validate every row; an ``external_id`` seen in an earlier row is an error of the later
-    one. Only valid contacts and errors are kept, not the rows read."""
+# What a campaign asks of each valid contact beyond this module's rules (the fields its dialog
+# needs): (field, reason) pairs, none when the contact will do.
+ContactCheck = Callable[[ContactRow], Iterable[tuple[str, str]]]
+
+
+def validate_rows(
+    rows: Iterable[RawRow], *, default_region: str | None, check: ContactCheck | None = None
+) -> ValidatedUpload:
+    """Validate every row, and a valid one with ``check`` too; an ``external_id`` seen in an
+    earlier row is an error of the later one. Only valid contacts and errors are kept, not the
+    rows read."""
     contacts: list[ContactRow] = []
     errors: list[RowError] = []
     first_seen: dict[str, int] = {}
@@ -358,6 +366,11 @@ def validate_rows(rows: Iterable[RawRow], *, default_region: str | None) -> Vali
         if isinstance(result, list):
             errors.extend(result)
             continue
+        if check is not None:
+            failed = [RowError(result.row, name, reason) for name, reason in check(result)]
+            if failed:
+                errors.extend(failed)
+                continue
         earlier = first_seen.setdefault(result.external_id, result.row)
         if earlier != result.row:
             errors.append(
@@ -375,11 +388,12 @@ def parse_upload(
     charset: str | None,
     default_region: str | None,
     max_rows: int,
+    check: ContactCheck | None = None,
 ) -> ValidatedUpload:
     """Decode, read and validate a whole upload; bad rows are reported in the result, files
     that cannot be read raise (see ``read_upload``). CPU-bound: run it off the event loop."""
     rows = read_upload(data, upload_format=upload_format, charset=charset, max_rows=max_rows)
-    return validate_rows(rows, default_region=default_region)
+    return validate_rows(rows, default_region=default_region, check=check)
 
 
 def check_region(code: str) -> str:
