@@ -624,3 +624,30 @@ async def test_a_campaign_whose_dialog_cannot_be_loaded_takes_no_contacts(
             assert repr(dialog_id) in detail["message"]
             assert needle in detail["message"]
         assert await count(api.sessionmaker, Contact) == 0
+
+
+async def test_western_and_utf16_files_are_read_or_refused_never_misread(
+    api: Api, campaign_id: int
+) -> None:
+    text = (
+        "external_id,name,phone,amount_due,due_date\nL-1,Renée Müller,13812345678,100,2026-07-01\n"
+    )
+    # Windows-1252, as Western Excel saves: was stored as "Ren閑 M黮ler".
+    response = await api.import_csv(campaign_id, text.encode("cp1252"))
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert (detail["error"], detail["line"]) == ("invalid_encoding", 2)
+    assert "windows-1252" in detail["message"]
+    # UTF-16 without a BOM: was a confusing header error.
+    response = await api.import_csv(campaign_id, text.encode("utf-16-le"))
+    assert response.status_code == 422, response.text
+    assert "charset=utf-16-le" in response.json()["detail"]["message"]
+    assert await count(api.sessionmaker, Contact) == 0
+
+    response = await api.import_csv(
+        campaign_id, text.encode("cp1252"), content_type="text/csv; charset=windows-1252"
+    )
+    assert response.status_code == 200, response.text
+    response = await api.import_csv(campaign_id, text.replace("L-1", "L-2").encode("utf-16"))
+    assert response.status_code == 200, response.text
+    assert [c.name for c in await _contacts(api)] == ["Renée Müller", "Renée Müller"]

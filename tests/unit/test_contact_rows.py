@@ -84,6 +84,43 @@ def test_bytes_that_are_neither_utf8_nor_gb18030_name_the_offset_and_line() -> N
     assert "0xff" in bad.value.message
 
 
+WESTERN = "external_id,name,phone\nL-1,ok,138\nL-2,Renée Müller,139\n"
+
+
+def test_western_text_is_not_stored_as_chinese_mojibake() -> None:
+    # GB18030 decodes these bytes without complaint, as "Ren閑 M黮ler".
+    data = WESTERN.encode("cp1252")
+    with pytest.raises(ContactFileError) as bad:
+        decode_upload(data, None)
+    assert bad.value.code == "invalid_encoding"
+    assert bad.value.details["line"] == 3
+    assert "'閑' (bytes e9 65) inside a Latin word" in bad.value.message
+    assert "charset=windows-1252" in bad.value.message
+    # A word starting with the accented letter too; declared, the file reads as it should.
+    with pytest.raises(ContactFileError):
+        decode_upload("L-1,Élodie,138\n".encode("cp1252"), None)
+    assert decode_upload(data, "windows-1252") == WESTERN
+
+
+def test_gbk_characters_that_end_in_a_letters_byte_are_still_chinese() -> None:
+    # 玥 (AB 68) and 赟 (DA 53): their second byte is "h" and "S", but no Latin letter is near.
+    text = "external_id,name,phone\nL-1,张玥,138\nL-2,李赟,139\nL-3,A座3号,137\n"
+    assert decode_upload(text.encode("gbk"), None) == text
+
+
+def test_utf16_is_read_with_a_bom_and_named_without_one() -> None:
+    assert decode_upload(WESTERN.encode("utf-16"), None) == WESTERN
+    assert decode_upload(codecs.BOM_UTF16_BE + WESTERN.encode("utf-16-be"), None) == WESTERN
+    for codec in ("utf-16-le", "utf-16-be"):
+        with pytest.raises(ContactFileError) as bad:
+            decode_upload(WESTERN.encode(codec), None)
+        assert bad.value.code == "invalid_encoding"
+        assert f"charset={codec}" in bad.value.message
+        assert decode_upload(WESTERN.encode(codec), codec) == WESTERN
+    # A stray NUL in a UTF-8 file is a row's problem (reported by field), not an encoding.
+    assert decode_upload(b"external_id,name,phone\nL-1,a\x00b,138\n", None).count("\x00") == 1
+
+
 # -- CSV --------------------------------------------------------------------------------------
 
 

@@ -121,8 +121,9 @@ async def import_into_campaign(
         Query(description="Region of national-format numbers, e.g. CN"),
     ] = None,
 ) -> ImportOut:
-    """Import borrowers as JSON ``{"contacts": [...]}`` or CSV (UTF-8, UTF-8 with BOM, or
-    GBK/GB18030; a ``charset`` parameter is honoured). Keys/columns: external_id, name, phone
+    """Import borrowers as JSON ``{"contacts": [...]}`` or CSV (UTF-8 with or without BOM,
+    UTF-16 with BOM, or GBK/GB18030; a ``charset`` parameter is honoured, and is needed for
+    any other encoding such as Windows-1252). Keys/columns: external_id, name, phone
     (required), alternate_phones (JSON list, or ``;``-separated in CSV), time_zone (else taken
     from the number), loan_id, amount_due, currency, due_date, days_past_due; any other key or
     column is kept in the contact's ``fields``.

@@ -145,7 +145,14 @@ class ValidatedUpload:
 
 def decode_upload(data: bytes, charset: str | None) -> str:
     """The upload as text: in ``charset`` when the request names one, else UTF-8 (with or without
-    a BOM), else GB18030 (a superset of GBK, what Chinese spreadsheets save)."""
+    a BOM), UTF-16 with a BOM (Excel's "Unicode text"), else GB18030 (a superset of GBK, what
+    Chinese spreadsheets save) when the text it gives is plausible.
+
+    GB18030 decodes almost any bytes, so it is the last resort and checked: Western text read
+    as GB18030 shows a Chinese character in the middle of a Latin word ("Renée" in
+    Windows-1252 reads "Ren閑"), which real Chinese text does not; such a file is refused
+    rather than stored as mojibake. UTF-16 without a BOM (its NUL bytes give it away) is
+    refused naming the charset to declare: its byte order is a guess."""
     if charset is not None:
         try:
             codec = codecs.lookup(charset).name
@@ -154,11 +161,14 @@ def decode_upload(data: bytes, charset: str | None) -> str:
                 "unsupported_charset", f"unknown charset {charset!r}", charset=charset
             ) from None
         return _decode_or_explain(data, codec)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _decode_or_explain(data, "utf-16")
+    _refuse_utf16_without_bom(data)
     try:
         return _decode(data, "utf-8")
     except UnicodeDecodeError as utf8_error:
         try:
-            return _decode(data, "gb18030")
+            text = _decode(data, "gb18030")
         except UnicodeDecodeError as gb_error:
             utf8_at = _offset(data, utf8_error)
             gb_at = _offset(data, gb_error)
@@ -167,11 +177,63 @@ def decode_upload(data: bytes, charset: str | None) -> str:
                 "the file is neither UTF-8 nor GB18030/GBK: "
                 f"byte 0x{data[utf8_at]:02x} at offset {utf8_at} (line {_line_of(data, utf8_at)})"
                 f" is not UTF-8, and byte 0x{data[gb_at]:02x} at offset {gb_at} "
-                f"(line {_line_of(data, gb_at)}) is not GB18030",
+                f"(line {_line_of(data, gb_at)}) is not GB18030. {_DECLARE_CHARSET}",
                 offset=utf8_at,
                 line=_line_of(data, utf8_at),
                 encodings_tried=["utf-8", "gb18030"],
             ) from None
+        _refuse_latin_read_as_chinese(text, data, _offset(data, utf8_error))
+        return text
+
+
+_DECLARE_CHARSET = (
+    'Save it as "CSV UTF-8", or name its encoding in the Content-Type '
+    "(e.g. text/csv; charset=windows-1252)."
+)
+# A non-ASCII character touching an ASCII letter: where Latin text misread as GB18030 shows.
+_NEXT_TO_LATIN = re.compile(r"(?<=[A-Za-z])[^\x00-\x7f]|[^\x00-\x7f](?=[A-Za-z])")
+
+
+def _refuse_latin_read_as_chinese(text: str, data: bytes, utf8_at: int) -> None:
+    """Refuse GB18030 text whose Chinese character ends in an ASCII letter's byte and touches a
+    Latin letter: a Western accented letter that swallowed the letter after it ("é" + "e" →
+    "閑"). Characters with such a second byte are rare ones outside GB2312, and next to a Latin
+    letter rarer still; a genuine GBK file shows none of this."""
+    for match in _NEXT_TO_LATIN.finditer(text):
+        encoded = match.group().encode("gb18030")
+        if len(encoded) == 2 and chr(encoded[1]).isascii() and chr(encoded[1]).isalpha():
+            line = text.count("\n", 0, match.start()) + 1
+            raise ContactFileError(
+                "invalid_encoding",
+                f"the file is not UTF-8 (byte 0x{data[utf8_at]:02x} at offset {utf8_at}), and "
+                f"read as GB18030 line {line} has {match.group()!r} (bytes {encoded.hex(' ')}) "
+                "inside a Latin word: it looks like a Western encoding such as Windows-1252. "
+                + _DECLARE_CHARSET,
+                offset=utf8_at,
+                line=line,
+                encodings_tried=["utf-8", "gb18030"],
+            )
+
+
+def _refuse_utf16_without_bom(data: bytes) -> None:
+    """A text file in UTF-8 or GB18030 has no NUL bytes; UTF-16 has one in every ASCII
+    character, all on the same side of each pair (odd offsets: little-endian)."""
+    sample = data[:4096]
+    pairs = len(sample) // 2
+    if pairs < 2 or b"\x00" not in sample:
+        return
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if max(even, odd) < pairs // 3 or min(even, odd) * 4 > max(even, odd):
+        return
+    codec = "utf-16-le" if odd > even else "utf-16-be"
+    raise ContactFileError(
+        "invalid_encoding",
+        f"the file looks like {codec.upper()} without a byte-order mark (a NUL byte in every "
+        f'other byte): save it as "CSV UTF-8", or send Content-Type: text/csv; charset={codec}',
+        offset=0,
+        line=1,
+        encodings_tried=["utf-16"],
+    )
 
 
 def charset_of(content_type: str | None) -> str | None:
