@@ -273,6 +273,14 @@ async def test_a_csv_is_read_as_strictly_as_a_contacts_file(api: tuple[Api, Seed
         assert detail["error"] == code
         assert where.items() <= detail.items()
         assert needle in detail["message"]
+    # A control character in a reference: was stored by SQLite, refused by PostgreSQL unnamed.
+    response = await _post_csv(
+        http, f"loan_id,amount,paid_on,reference\n{good[:-1]},R\0\n".encode()
+    )
+    assert response.status_code == 422, response.text
+    assert [(e["line"], e["field"]) for e in response.json()["detail"]["errors"]] == [
+        (2, "reference")
+    ]
     # Neither UTF-8 nor GB18030: the line is named (was only a byte offset).
     response = await _post_csv(http, f"loan_id,amount,paid_on\n{good}".encode() + b"\xff\n")
     assert response.status_code == 422

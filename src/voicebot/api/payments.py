@@ -39,7 +39,9 @@ router = APIRouter(tags=["payments"], responses=documented(401, 403))
 MAX_PAYMENTS = 50_000
 MAX_BYTES = 8 * 1024 * 1024
 
-LoanId = Annotated[
+# An id as the lender writes it: no control characters (a NUL would be stored by SQLite and
+# refused by PostgreSQL, without naming the row).
+LenderId = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$"
@@ -63,14 +65,11 @@ def _not_in_the_future(paid_on: date) -> date:
 class PaymentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    loan_id: LoanId
+    loan_id: LenderId
     amount: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
     paid_on: Annotated[date, AfterValidator(_not_in_the_future)]
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    reference: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-        | None
-    ) = Field(
+    reference: LenderId | None = Field(
         default=None,
         description="The lender's id for the payment: a repeat of the same payment is stored "
         "once; the same reference for another loan, amount or date is refused",
@@ -149,11 +148,11 @@ _BODY = {
 )
 async def post_payments(request: Request, principal: Operator, session: SessionDep) -> PaymentsOut:
     """Record payments as JSON ``{"payments": [...]}`` or CSV (columns loan_id, amount, paid_on,
-    and optionally currency, reference; UTF-8 or GBK/GB18030 as contacts are, or the declared
-    ``charset``). One bad row rejects the whole upload (422 naming the row and field; nothing
-    stored). A reference names one payment: sent again for the same loan, amount and date it
-    counts as a duplicate, for anything else it is refused naming both. The promises of the
-    loans paid are judged at once."""
+    and optionally currency, reference; in the encodings a contacts CSV may be in, or the
+    declared ``charset``). One bad row rejects the whole upload (422 naming the row and field;
+    nothing stored). A reference names one payment: sent again for the same loan, amount and
+    date it counts as a duplicate, for anything else it is refused naming both. The promises
+    of the loans paid are judged at once."""
     content_type = request.headers.get("content-type")
     media = (content_type or "").partition(";")[0].strip().lower()
     body = await request.body()
