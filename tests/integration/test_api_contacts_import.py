@@ -604,12 +604,15 @@ async def test_a_campaign_whose_dialog_cannot_be_loaded_takes_no_contacts(
     settings: Settings, tmp_path: Path
 ) -> None:
     (tmp_path / "broken.zh-CN.yaml").write_text("id: broken\nstates: [\n", encoding="utf-8")
+    shipped = Path(settings.dialogs_dir) / "car_loan_followup.zh-CN.yaml"
+    (tmp_path / shipped.name).write_bytes(shipped.read_bytes())
     async with running_api(settings.model_copy(update={"dialogs_dir": str(tmp_path)})) as api:
         campaign_id = int((await api.create_campaign())["id"])
+        (tmp_path / shipped.name).unlink()  # gone since the campaign was made
         for dialog_id, code, needle in (
             # Not in this dialogs_dir: the installed ones are named.
-            ("car_loan_followup.zh-CN", "dialog_not_found", "installed: broken.zh-CN"),
-            ("broken.zh-CN", "dialog_invalid", "fails its checks"),
+            ("car_loan_followup.zh-CN", "unknown_dialog", "installed: broken.zh-CN"),
+            ("broken.zh-CN", "invalid_dialog", "fails its checks"),
         ):
             # Set in the database: the file may go missing after the campaign was created.
             async with api.sessionmaker() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -110,7 +111,7 @@ async def _check_dialog(request: Request, dialog_id: str, *, status: int = 422) 
     try:
         await dialogs.check(dialog_id)
     except DialogNotFound:
-        known = ", ".join(dialogs.available()) or "none"
+        known = ", ".join(await asyncio.to_thread(dialogs.available)) or "none"
         raise api_error(
             status,
             "unknown_dialog",

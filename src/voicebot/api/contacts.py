@@ -250,7 +250,7 @@ async def _dialog_check(request: Request, dialog_id: str) -> ContactCheck:
         available = await asyncio.to_thread(services.dialogs.available)
         raise api_error(
             409,
-            "dialog_not_found",
+            "unknown_dialog",
             f"the campaign's dialog {dialog_id!r} is not installed, so its contacts can be "
             f"neither checked nor called; installed: {', '.join(available) or 'none'}",
             dialog_id=dialog_id,
@@ -258,7 +258,7 @@ async def _dialog_check(request: Request, dialog_id: str) -> ContactCheck:
     except DialogInvalid as exc:
         raise api_error(
             409,
-            "dialog_invalid",
+            "invalid_dialog",
             f"the campaign's dialog {dialog_id!r} fails its checks ({len(exc.errors)} "
             "problem(s); see `voicebot dialog check`), so its contacts can be neither checked "
             "nor called",

@@ -29,7 +29,8 @@ def dialog_voice(dialog: Dialog) -> Voice:
 
 
 class DialogCatalog:
-    """Dialogs by id, loaded on first use; each load also prerenders its fixed sentences."""
+    """Dialogs by id, loaded on first use; a call's first use also prerenders its fixed
+    sentences (an import or a campaign only reading or checking the script does not)."""
 
     def __init__(self, directory: str | Path, synthesizer: Synthesizer | None) -> None:
         self.directory = Path(directory)
