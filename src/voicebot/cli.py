@@ -11,6 +11,7 @@ import contextlib
 import getpass
 import logging
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -68,7 +69,14 @@ def _user_errors(settings: Settings | None = None) -> Iterator[None]:
         _fail("interrupted", EXIT_INTERRUPTED)
     except (OSError, SQLAlchemyError) as exc:
         where = f" at {_safe_url(settings.database_url)}" if settings else ""
-        _fail(f"cannot use the database{where}: {_reason(exc)}", EXIT_UNAVAILABLE)
+        reason = _reason(exc)
+        if _NO_TABLE.search(reason):
+            reason += " (has the schema been made? run `voicebot db upgrade`)"
+        _fail(f"cannot use the database{where}: {reason}", EXIT_UNAVAILABLE)
+
+
+# A table the command needs is missing, in SQLite's and PostgreSQL's words.
+_NO_TABLE = re.compile(r"no such table|relation \S+ does not exist")
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -258,6 +258,14 @@ def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
         assert "--port" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_database_without_the_schema_says_how_to_make_it(tmp_path: Path) -> None:
+    result = _run("apikey", "list", cwd=tmp_path, database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    assert result.returncode == 1
+    assert "no such table: api_keys" in result.stderr
+    assert "run `voicebot db upgrade`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_password_in_the_database_url_is_never_printed(tmp_path: Path) -> None:
     url = "postgresql://voicebot:hunter2-secret@127.0.0.1:1/voicebot"
     result = _run("db", "upgrade", cwd=tmp_path, database_url=url)
