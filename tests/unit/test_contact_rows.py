@@ -25,6 +25,7 @@ from voicebot.domain.contacts import (
     validate_contact,
     validate_rows,
 )
+from voicebot.domain.phones import InvalidPhoneNumber, parse_phone
 
 HEADER = (
     "external_id,name,phone,alternate_phones,loan_id,amount_due,currency,due_date,days_past_due"
@@ -274,6 +275,7 @@ def test_json_values_keep_their_types() -> None:
         ({**BASE, "external_id": True}, [("external_id", "must be a string, not a boolean")]),
         ({**BASE, "phone": "12345"}, [("phone", "not a valid phone number for its region")]),
         ({**BASE, "phone": "hello"}, [("phone", "not a phone number")]),
+        ({**BASE, "phone": "1" * 30}, [("phone", "not a phone number: too long")]),
         ({**BASE, "time_zone": "Mars/Olympus"}, [("time_zone", "unknown IANA time zone")]),
         ({**BASE, "time_zone": "asia/shanghai"}, [("time_zone", "unknown IANA time zone")]),
         ({**BASE, "amount_due": "-1"}, [("amount_due", "≥ 0")]),
@@ -468,3 +470,20 @@ def test_a_campaigns_check_makes_row_errors_of_otherwise_valid_rows() -> None:
     upload = validate_rows(rows, default_region="CN", check=needs_amount)
     assert [c.row for c in upload.contacts] == [2]
     assert [(e.row, e.field) for e in upload.errors] == [(3, "amount_due"), (4, "phone")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "says"),
+    [
+        ("13812345678", None, "no country code (write it as +86…, or give default_region"),
+        ("hello", "CN", "no number to dial could be read from it"),
+        ("1" * 30, "CN", "too long"),
+    ],
+)
+def test_a_number_the_library_cannot_parse_is_explained_in_plain_words(
+    raw: str, region: str | None, says: str
+) -> None:
+    # It used to pass on the library's own "(1) The string supplied did not seem to be …".
+    with pytest.raises(InvalidPhoneNumber) as refused:
+        parse_phone(raw, region)
+    assert says in str(refused.value) and "(1)" not in str(refused.value)

@@ -35,11 +35,25 @@ def parse_phone(raw: str, default_region: str | None = None) -> PhoneNumber:
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(f"not a phone number: {exc}") from None
+        raise InvalidPhoneNumber(
+            _PARSE_PROBLEMS.get(exc.error_type, "not a phone number")
+        ) from None
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhoneNumber("not a valid phone number for its region")
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return PhoneNumber(e164=e164, region=phonenumbers.region_code_for_number(parsed))
+
+
+_ERRORS = phonenumbers.NumberParseException
+# The phone library's parse failures, in words an operator fixing an import can act on.
+_PARSE_PROBLEMS = {
+    _ERRORS.INVALID_COUNTRY_CODE: "not a phone number: no country code (write it as +86…, or "
+    "give default_region for national numbers)",
+    _ERRORS.NOT_A_NUMBER: "not a phone number: no number to dial could be read from it",
+    _ERRORS.TOO_SHORT_AFTER_IDD: "not a phone number: too short after the international prefix",
+    _ERRORS.TOO_SHORT_NSN: "not a phone number: too short",
+    _ERRORS.TOO_LONG: "not a phone number: too long",
+}
 
 
 def mask_phone(e164: str) -> str:
