@@ -237,11 +237,8 @@ async def test_two_processes_given_the_same_events_end_each_call_once(
     assert events == 60
 
 
-async def test_calls_to_one_number_ended_in_one_batch_each_count_against_it(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    """Each call reads its number's state with its row; ending two in one batch counts both
-    failures from the state before either, not the same failure twice over."""
+async def _two_calls_to_one_number(sessionmaker: async_sessionmaker[AsyncSession]) -> list[int]:
+    """Two live calls to one borrower's only number, which has failed once already."""
     async with sessionmaker() as session:
         camp = await make_campaign(session)
         contact = await make_contact(session, ("+8613800000001",))
@@ -252,6 +249,15 @@ async def test_calls_to_one_number_ended_in_one_batch_each_count_against_it(
             calls.append(call.id)
         await session.execute(update(ContactPhone).values(consecutive_failures=1))
         await session.commit()
+    return calls
+
+
+async def test_calls_to_one_number_ended_in_one_batch_each_count_against_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each call reads its number's state with its row; ending two in one batch counts both
+    failures from the state before either, not the same failure twice over."""
+    calls = await _two_calls_to_one_number(sessionmaker)
     recorder = StatusRecorder(sessionmaker, concurrency=1)
     try:
         await asyncio.gather(
@@ -284,16 +290,7 @@ async def test_calls_to_one_number_ended_in_two_transactions_each_count_against_
     other wrote it, and neither may overwrite the other's count."""
     if db_url.startswith("sqlite"):
         pytest.skip("SQLite's single writer cannot overlap two transactions that write")
-    async with sessionmaker() as session:
-        camp = await make_campaign(session)
-        contact = await make_contact(session, ("+8613800000001",))
-        calls = []
-        for i in range(2):
-            callback = await make_callback(session, camp, contact, due_at=NOW)
-            call = await make_call(session, callback, contact, created_at=NOW, carrier_sid=_sid(i))
-            calls.append(call.id)
-        await session.execute(update(ContactPhone).values(consecutive_failures=1))
-        await session.commit()
+    calls = await _two_calls_to_one_number(sessionmaker)
     ending = [
         _event(calls[0], _sid(0), first, 1, CallDuration="60"),
         _event(calls[1], _sid(1), second, 1),
