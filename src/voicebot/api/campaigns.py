@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voicebot.api.auth import Analyst, Operator, Principal
 from voicebot.api.deps import SessionDep
+from voicebot.api.dialogs import unusable_dialog
 from voicebot.api.errors import api_error, documented, not_found
 from voicebot.api.schemas import (
     CallingWindowBody,
@@ -104,29 +104,13 @@ def _columns(body: CampaignCreate) -> dict[str, Any]:
     }
 
 
-async def _check_dialog(request: Request, dialog_id: str, *, status: int = 422) -> None:
+async def _check_dialog(dialogs: DialogCatalog, dialog_id: str, *, status: int = 422) -> None:
     """Refuse a dialog the calls could not run: unknown, or failing its checks. Found only once
     a borrower had answered, it would have dialed people to silence."""
-    dialogs: DialogCatalog = request.app.state.calls.dialogs
     try:
         await dialogs.check(dialog_id)
-    except DialogNotFound:
-        known = ", ".join(await asyncio.to_thread(dialogs.available)) or "none"
-        raise api_error(
-            status,
-            "unknown_dialog",
-            f"dialog_id {dialog_id!r} names no dialog in {dialogs.directory} (there: {known})",
-            field="dialog_id",
-        ) from None
-    except DialogInvalid as exc:
-        first = exc.errors[0] if exc.errors else exc
-        raise api_error(
-            status,
-            "invalid_dialog",
-            f"dialog {dialog_id!r} fails its checks ({len(exc.errors)} problems; "
-            f"`voicebot dialog check` lists them), first: {first}",
-            field="dialog_id",
-        ) from None
+    except (DialogNotFound, DialogInvalid) as exc:
+        raise await unusable_dialog(dialogs, dialog_id, exc, status=status) from None
 
 
 def _name_conflict(name: str) -> Exception:
@@ -147,7 +131,7 @@ async def create_campaign(
     """A new campaign, in draft. Settings left out take the defaults shown in the schema."""
     if await name_taken(session, body.name):
         raise _name_conflict(body.name)
-    await _check_dialog(request, body.dialog_id)
+    await _check_dialog(request.app.state.calls.dialogs, body.dialog_id)
     now = datetime.now(UTC)
     campaign = Campaign(
         **_columns(body), status=CampaignStatus.DRAFT.value, created_at=now, updated_at=now
@@ -227,7 +211,7 @@ async def update_campaign(
     ):
         raise _name_conflict(merged.name)
     if "dialog_id" in changes:
-        await _check_dialog(request, merged.dialog_id)
+        await _check_dialog(request.app.state.calls.dialogs, merged.dialog_id)
     now = datetime.now(UTC)
     for column, value in _columns(merged).items():
         setattr(campaign, column, value)
@@ -254,9 +238,12 @@ async def _change_state(
     action: CampaignAction,
     principal: Principal,
     carrier: Carrier | None = None,
+    *,
+    dialogs: DialogCatalog | None = None,
 ) -> CampaignOut:
     """Apply ``action``. Pausing or cancelling also cancels, at ``carrier``, the campaign's calls
-    still queued or ringing (answered ones finish)."""
+    still queued or ringing (answered ones finish). Running again needs ``dialogs`` to still have
+    a usable dialog for it (409 when its file went or broke since)."""
     now = datetime.now(UTC)
     cancelled: int | None = None
     if action is CampaignAction.CANCEL:
@@ -281,6 +268,8 @@ async def _change_state(
             status=before.value,
             carrier_error=alarm.code,
         )
+    if after is CampaignStatus.RUNNING and dialogs is not None:
+        await _check_dialog(dialogs, campaign.dialog_id, status=409)
     details: dict[str, Any] = {"from": before.value, "to": after.value}
     campaign.status = after.value
     campaign.updated_at = now
@@ -319,8 +308,13 @@ async def start(
 ) -> CampaignOut:
     """draft → running: the dialer starts calling its due call-backs. 409 when the campaign's
     dialog can no longer be run (its file removed or broken since)."""
-    await _check_dialog(request, (await _load(session, campaign_id)).dialog_id, status=409)
-    return await _change_state(session, campaign_id, CampaignAction.START, principal)
+    return await _change_state(
+        session,
+        campaign_id,
+        CampaignAction.START,
+        principal,
+        dialogs=request.app.state.calls.dialogs,
+    )
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)
@@ -339,8 +333,13 @@ async def resume(
     campaign_id: int, principal: Operator, session: SessionDep, request: Request
 ) -> CampaignOut:
     """paused → running; 409 when the campaign's dialog can no longer be run."""
-    await _check_dialog(request, (await _load(session, campaign_id)).dialog_id, status=409)
-    return await _change_state(session, campaign_id, CampaignAction.RESUME, principal)
+    return await _change_state(
+        session,
+        campaign_id,
+        CampaignAction.RESUME,
+        principal,
+        dialogs=request.app.state.calls.dialogs,
+    )
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignOut, responses=_TRANSITION_RESPONSES)

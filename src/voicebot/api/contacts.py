@@ -15,6 +15,7 @@ from pydantic import AfterValidator
 
 from voicebot.api.auth import Analyst, Operator, Principal
 from voicebot.api.deps import SessionDep, SettingsDep
+from voicebot.api.dialogs import unusable_dialog
 from voicebot.api.errors import api_error, documented, not_found
 from voicebot.api.schemas import (
     CallBackOut,
@@ -246,24 +247,8 @@ async def _dialog_check(request: Request, dialog_id: str) -> ContactCheck:
     services: CallServices = request.app.state.calls
     try:
         dialog = await services.dialogs.get(dialog_id, prerender=False)
-    except DialogNotFound:
-        available = await asyncio.to_thread(services.dialogs.available)
-        raise api_error(
-            409,
-            "unknown_dialog",
-            f"the campaign's dialog {dialog_id!r} is not installed, so its contacts can be "
-            f"neither checked nor called; installed: {', '.join(available) or 'none'}",
-            dialog_id=dialog_id,
-        ) from None
-    except DialogInvalid as exc:
-        raise api_error(
-            409,
-            "invalid_dialog",
-            f"the campaign's dialog {dialog_id!r} fails its checks ({len(exc.errors)} "
-            "problem(s); see `voicebot dialog check`), so its contacts can be neither checked "
-            "nor called",
-            dialog_id=dialog_id,
-        ) from None
+    except (DialogNotFound, DialogInvalid) as exc:
+        raise await unusable_dialog(services.dialogs, dialog_id, exc, status=409) from None
     script = dialog.script
 
     def check(contact: ContactRow) -> list[tuple[str, str]]:

@@ -66,10 +66,7 @@ class DialogCatalog:
         task = self._loads.get(dialog_id)
         if task is not None and task.done() and not task.cancelled() and not task.exception():
             return
-        path = self.path(dialog_id)
-        if not await asyncio.to_thread(path.is_file):
-            raise DialogNotFound(f"no dialog {dialog_id!r}: {path} does not exist")
-        await asyncio.to_thread(load_dialog, path)
+        await self._load(dialog_id)
 
     def available(self) -> list[str]:
         return sorted(path.stem for path in self.directory.glob("*.yaml"))
